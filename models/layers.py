@@ -1,0 +1,88 @@
+"""Building blocks shared by the priors: grouped (per-source) dilated gated WaveNet stacks.
+
+Every prior models K sources at once with grouped convolutions (groups = K), so one forward pass trains K
+independent priors. Channel layout is always *group-major*: channel ``k * C + c`` belongs to source ``k``.
+Every parameter keeps the group-major axis first, which lets :func:`models.grouping.select_source` cut a
+grouped prior into single-source ones (and back) by slicing state-dict tensors along dim 0.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def gated(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """WaveNet's gated unit tanh(a)·sigmoid(b), where (a, b) are the two halves of *each group's* channels.
+
+    x: [B, groups * 2W, T] -> [B, groups * W, T].
+    """
+    b, _, t = x.shape
+    a, g = x.view(b, groups, 2, -1, t).unbind(2)
+    return (torch.tanh(a) * torch.sigmoid(g)).reshape(b, -1, t)
+
+
+class DilatedConv(nn.Conv1d):
+    """A grouped dilated convolution that pads so the output keeps the input length.
+
+    ``causal=True`` pads on the left only, so output t depends on inputs <= t (autoregressive WaveNet);
+    otherwise the padding is symmetric (FloWaveNet's coupling networks, which see the whole conditioning half).
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, dilation: int, groups: int, causal: bool):
+        super().__init__(c_in, c_out, kernel_size, dilation=dilation, groups=groups)
+        total = dilation * (kernel_size - 1)
+        if not causal and total % 2:
+            raise ValueError(f"non-causal convolution needs an odd kernel size, got {kernel_size}")
+        self.pad = (total, 0) if causal else (total // 2, total // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pad))
+
+
+class WaveNetStack(nn.Module):
+    """Dilated gated residual stack with skip connections (van den Oord et al. 2016), grouped per source.
+
+    Args:
+        c_in, c_out: channels per source at the input and output.
+        width: residual/skip channels per source.
+        layers: layers per stack; dilations 1, 2, 4, … 2**(layers-1), repeated ``stacks`` times.
+        kernel_size: kernel of the dilated convolutions.
+        groups: number of sources K modelled side by side.
+        causal: left padding only (autoregressive) instead of symmetric padding.
+        zero_init_out: start the output layer at zero (flows start as the identity).
+    Shapes: [B, K * c_in, T] -> [B, K * c_out, T].
+    """
+
+    def __init__(self, c_in: int, c_out: int, width: int, layers: int, stacks: int = 1,
+                 kernel_size: int = 3, groups: int = 1, causal: bool = False, zero_init_out: bool = False):
+        super().__init__()
+        self.groups = groups
+        k = groups
+        self.front = nn.Conv1d(k * c_in, k * width, 1, groups=k)
+        self.dilated = nn.ModuleList()
+        self.residual = nn.ModuleList()
+        self.skip = nn.ModuleList()
+        for _ in range(stacks):
+            for i in range(layers):
+                self.dilated.append(DilatedConv(k * width, k * 2 * width, kernel_size, 2**i, k, causal))
+                self.residual.append(nn.Conv1d(k * width, k * width, 1, groups=k))
+                self.skip.append(nn.Conv1d(k * width, k * width, 1, groups=k))
+        self.post = nn.Conv1d(k * width, k * width, 1, groups=k)
+        self.out = nn.Conv1d(k * width, k * c_out, 1, groups=k)
+        if zero_init_out:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + sum(conv.dilation[0] * (conv.kernel_size[0] - 1) for conv in self.dilated)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.front(x)
+        skips = 0
+        for dilated, residual, skip in zip(self.dilated, self.residual, self.skip):
+            z = gated(dilated(h), self.groups)
+            h = h + residual(z)
+            skips = skips + skip(z)
+        return self.out(F.relu(self.post(F.relu(skips))))

@@ -1,0 +1,22 @@
+"""Turn a :class:`study.config.DataConfig` into clip sources."""
+from __future__ import annotations
+
+from .stems import MUSDB_SOURCES, StemsDataset
+from .toy import TOY_SOURCES, ToyOscillators
+
+
+def source_names(cfg) -> tuple[str, ...]:
+    if cfg.sources:
+        return tuple(cfg.sources)
+    return TOY_SOURCES if cfg.kind == "toy" else MUSDB_SOURCES
+
+
+def build_clips(cfg, split: str, length: int, max_eval_crops: int | None = None):
+    """A clip source for ``split`` ("train" or "test") with crops of ``length`` samples."""
+    train = split == "train"
+    if cfg.kind == "toy":
+        return ToyOscillators(split, cfg.train_size if train else cfg.test_size, length, cfg.seed,
+                              cfg.train_amplitude if train else cfg.eval_amplitude,
+                              item_length=max(48_000, length), sources=source_names(cfg))
+    return StemsDataset(cfg.root, cfg.train_split if train else cfg.test_split, source_names(cfg), cfg.sample_rate,
+                        length, cfg.channel, cfg.silence_db, cfg.cache_dir, max_eval_crops)

@@ -1,0 +1,172 @@
+"""Real stems in the MUSDB18-HQ layout: ``<root>/<split>/<track>/<source>.wav``.
+
+Each stem is read with soundfile, reduced to mono (left channel or channel mean), resampled with torchaudio
+to the target rate, made zero-mean and peak-normalised per track and stem (science.md §3). The decoded,
+resampled audio is cached as .npy keyed by the files' size and modification time and the processing
+settings, so repeated trials do not decode again. Training draws random crops; evaluation uses fixed,
+non-overlapping crops. Crops where any source is quieter than ``silence_db`` (RMS, dB re full scale) are
+skipped: a silent vocal crop says nothing about the vocal prior.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from torch.utils.data import Dataset
+
+from .base import DataError, mix
+
+MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
+CHANNEL_MODES = ("left", "mean")
+MAX_CROP_TRIES = 200
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("PRIOR_STUDY_CACHE", "~/.cache/prior-study")).expanduser() / "stems"
+
+
+def read_mono(path: Path, channel: str) -> tuple[np.ndarray, int]:
+    """Decode one WAV to a float32 mono signal; every failure names the file."""
+    if not path.is_file():
+        raise DataError(path, "missing stem file")
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile raises LibsndfileError/RuntimeError/TypeError by format
+        raise DataError(path, f"unreadable audio ({error})") from None
+    if audio.shape[0] == 0:
+        raise DataError(path, "empty audio (0 frames)")
+    mono = audio[:, 0] if channel == "left" else audio.mean(axis=1)
+    if not np.isfinite(mono).all():
+        raise DataError(path, "audio contains NaN or infinite samples")
+    return mono, rate
+
+
+def normalise(signal: np.ndarray) -> np.ndarray:
+    """Remove the DC offset and scale to peak 1 (an all-zero stem stays zero)."""
+    signal = signal - signal.mean()
+    peak = np.abs(signal).max()
+    return signal / peak if peak > 0 else signal
+
+
+class StemsDataset(Dataset):
+    """One split of a stems folder.
+
+    Args:
+        root: dataset root holding ``<split>/<track>/<source>.wav``.
+        split: sub-folder, e.g. ``train`` or ``test``.
+        sources: stem names in prior order (MUSDB default drums, bass, other, vocals).
+        sample_rate: target rate (paper 14 700 Hz).
+        length: crop length T.
+        channel: ``left`` (paper) or ``mean``.
+        silence_db: skip crops where any source's RMS is below this level (dBFS); None keeps every crop.
+        cache_dir: where decoded audio is cached (default ``$PRIOR_STUDY_CACHE`` or ~/.cache/prior-study).
+        max_eval_crops: cap on fixed evaluation crops (spread evenly over the usable ones).
+    """
+
+    def __init__(self, root, split: str = "train", sources=MUSDB_SOURCES, sample_rate: int = 14_700,
+                 length: int = 16384, channel: str = "left", silence_db: float | None = -40.0,
+                 cache_dir=None, max_eval_crops: int | None = None):
+        if channel not in CHANNEL_MODES:
+            raise DataError("stems.channel", f"must be one of {CHANNEL_MODES}, got {channel!r}")
+        self.root, self.split = Path(root), split
+        self.sources, self.sample_rate, self.length = tuple(sources), sample_rate, length
+        self.channel, self.silence_db = channel, silence_db
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        if not self.root.is_dir():
+            raise DataError(self.root, "dataset root does not exist")
+        split_dir = self.root / split
+        if not split_dir.is_dir():
+            raise DataError(split_dir, f"split folder {split!r} does not exist")
+        track_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
+        if not track_dirs:
+            raise DataError(split_dir, "no track folders")
+        self.track_names = [p.name for p in track_dirs]
+        self.tracks = [torch.from_numpy(self._load_track(p)) for p in track_dirs]  # each [K, N]
+        self.crops = self._evaluation_crops(max_eval_crops)
+        if not self.crops:
+            raise DataError(split_dir, f"no usable {length}-sample crops (tracks too short or all below "
+                                       f"the silence threshold {silence_db} dB)")
+
+    # --- loading -------------------------------------------------------------------------------------
+    def _cache_key(self, track_dir: Path) -> str:
+        stats = []
+        for source in self.sources:
+            path = track_dir / f"{source}.wav"
+            st = path.stat() if path.is_file() else None
+            stats.append([str(path.resolve()), st and st.st_size, st and st.st_mtime_ns])
+        blob = json.dumps([stats, self.sample_rate, self.channel])
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def _load_track(self, track_dir: Path) -> np.ndarray:
+        cached = self.cache_dir / f"{self._cache_key(track_dir)}.npy"
+        if cached.is_file():
+            try:
+                return np.load(cached, allow_pickle=False)
+            except (OSError, ValueError):
+                pass  # a damaged cache entry is rebuilt below
+        stems, rates = [], {}
+        for source in self.sources:
+            path = track_dir / f"{source}.wav"
+            signal, rate = read_mono(path, self.channel)
+            stems.append(signal)
+            rates[path.name] = rate
+        if len(set(rates.values())) > 1:
+            raise DataError(track_dir, f"stems have different sample rates: {rates}")
+        lengths = {f"{s}.wav": len(x) for s, x in zip(self.sources, stems)}
+        if len(set(lengths.values())) > 1:
+            raise DataError(track_dir, f"stems have different lengths (frames): {lengths}")
+        audio = torch.from_numpy(np.stack(stems))
+        rate = next(iter(rates.values()))
+        if rate != self.sample_rate:
+            audio = AF.resample(audio, rate, self.sample_rate)
+        audio = np.stack([normalise(s) for s in audio.numpy()]).astype(np.float32)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, audio)
+        os.replace(tmp, cached)  # atomic: concurrent trials never read a half-written file
+        return audio
+
+    # --- crops ---------------------------------------------------------------------------------------
+    def _audible(self, crop: torch.Tensor) -> bool:
+        if self.silence_db is None:
+            return True
+        rms = crop.pow(2).mean(-1).sqrt()
+        return bool((20 * torch.log10(rms.clamp_min(1e-12)) >= self.silence_db).all())
+
+    def _evaluation_crops(self, limit: int | None) -> list[tuple[int, int]]:
+        crops = [(t, start) for t, audio in enumerate(self.tracks)
+                 for start in range(0, audio.shape[1] - self.length + 1, self.length)
+                 if self._audible(audio[:, start:start + self.length])]
+        if limit is not None and len(crops) > limit:
+            crops = [crops[i] for i in np.linspace(0, len(crops) - 1, limit).round().astype(int)]
+        return crops
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def clips(self, indices) -> torch.Tensor:
+        return torch.stack([self.tracks[t][:, s:s + self.length] for t, s in (self.crops[i] for i in indices)])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sources = self.clips([index])[0]
+        return {"sources": sources, "mixture": mix(sources)}
+
+    def training_batch(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        usable = [t for t, audio in enumerate(self.tracks) if audio.shape[1] >= self.length]
+        weights = torch.tensor([float(self.tracks[t].shape[1]) for t in usable])  # uniform over audio
+        batch = []
+        for _ in range(MAX_CROP_TRIES * batch_size):
+            track = self.tracks[usable[int(torch.multinomial(weights, 1, generator=generator))]]
+            start = int(torch.randint(0, track.shape[1] - self.length + 1, (1,), generator=generator))
+            crop = track[:, start:start + self.length]
+            if self._audible(crop):
+                batch.append(crop)
+                if len(batch) == batch_size:
+                    return torch.stack(batch)
+        raise DataError(self.root / self.split, "could not draw audible training crops; lower silence_db")

@@ -1,0 +1,103 @@
+"""Toy oscillators of the published study (science.md §2), generated on the fly.
+
+Four sources (sin, square, saw, triangle) at 14 700 Hz. Each item draws, per source, a piano key
+κ ~ {0.1, 0.2, …, 64.9} (f = 440·2^((κ−49)/12), 26–1102 Hz, log-uniform), an integer period P = round(sr/f),
+an integer phase in [0, P) and an amplitude A ~ U[0.8, 1) (or a fixed A for evaluation). An item's
+parameters depend only on (seed, split, index), so train, validation and test draw from disjoint random
+streams and any item can be regenerated without the others.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .base import DataError, mix
+
+TOY_SOURCES = ("sin", "square", "saw", "triangle")
+TOY_SAMPLE_RATE = 14_700
+SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
+
+
+def oscillate(kind: str, u: torch.Tensor) -> torch.Tensor:
+    """Waveform value in [-1, 1] at phase fraction u ∈ [0, 1)."""
+    if kind == "sin":
+        return torch.sin(2 * math.pi * u)
+    if kind == "square":  # 50 % duty cycle
+        return torch.where(u < 0.5, 1.0, -1.0)
+    if kind == "saw":  # rising
+        return 2 * u - 1
+    if kind == "triangle":  # symmetric
+        return 1 - 4 * (u - 0.5).abs()
+    raise DataError("toy.sources", f"unknown oscillator {kind!r}; choose from {TOY_SOURCES}")
+
+
+class ToyOscillators(Dataset):
+    """One split of toy items; each index is one item of ``item_length`` samples, cropped to ``length``.
+
+    Args:
+        split: ``train``, ``valid`` or ``test``.
+        size: number of items (paper: 5 000 train / 1 500 test).
+        length: crop length T returned (paper: 16 384 flow / 3 075 WaveNet training, 4 000 evaluation).
+        seed: study seed; with split and index it fixes every item.
+        amplitude: fixed amplitude for every source, or None for A ~ U[0.8, 1) per source and item.
+        item_length: length of each generated item (paper 48 000); training crops start anywhere in it.
+        sources: subset/order of oscillators.
+    """
+
+    def __init__(self, split: str = "train", size: int = 5000, length: int = 16384, seed: int = 0,
+                 amplitude: float | None = None, item_length: int = 48_000, sources=TOY_SOURCES):
+        if split not in SPLIT_CODES:
+            raise DataError("toy.split", f"unknown split {split!r}; choose from {sorted(SPLIT_CODES)}")
+        if length > item_length:
+            raise DataError("toy.length", f"crop length {length} exceeds the item length {item_length}")
+        self.split, self.size, self.length, self.seed = split, size, length, seed
+        self.amplitude, self.item_length = amplitude, item_length
+        self.sources = tuple(sources)
+        self.sample_rate = TOY_SAMPLE_RATE
+        for kind in self.sources:
+            oscillate(kind, torch.zeros(1))  # fail early on an unknown name
+        self._periods, self._phases, self._amplitudes = self._draw_parameters()
+
+    def _draw_parameters(self):
+        k = len(self.sources)
+        periods = np.empty((self.size, k), dtype=np.int64)
+        phases = np.empty((self.size, k), dtype=np.int64)
+        amplitudes = np.empty((self.size, k), dtype=np.float32)
+        for index in range(self.size):
+            rng = np.random.default_rng([self.seed, SPLIT_CODES[self.split], index])
+            keys = rng.integers(1, 650, size=k) / 10.0
+            periods[index] = np.rint(self.sample_rate / (440.0 * 2.0 ** ((keys - 49.0) / 12.0)))
+            phases[index] = rng.integers(0, periods[index])
+            amplitudes[index] = rng.uniform(0.8, 1.0, size=k)
+        if self.amplitude is not None:
+            amplitudes[:] = self.amplitude
+        return torch.from_numpy(periods), torch.from_numpy(phases), torch.from_numpy(amplitudes)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def frequencies(self, indices) -> torch.Tensor:
+        """Exact frequencies in Hz (after period rounding) of items ``indices``: [N, K]."""
+        return self.sample_rate / self._periods[torch.as_tensor(indices)].double()
+
+    def clips(self, indices, offsets=None) -> torch.Tensor:
+        """Items ``indices`` cropped at ``offsets`` (default 0): [N, K, T], vectorised over items and sources."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        offsets = torch.zeros_like(indices) if offsets is None else torch.as_tensor(offsets, dtype=torch.long)
+        period = self._periods[indices].unsqueeze(-1)  # [N, K, 1]
+        n = torch.arange(self.length).view(1, 1, -1) + offsets.view(-1, 1, 1) + self._phases[indices].unsqueeze(-1)
+        u = (n % period).float() / period.float()  # integer arithmetic: the phase is exact
+        waves = torch.stack([oscillate(kind, u[:, j]) for j, kind in enumerate(self.sources)], dim=1)
+        return waves * self._amplitudes[indices].unsqueeze(-1)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sources = self.clips([index])[0]
+        return {"sources": sources, "mixture": mix(sources)}
+
+    def training_batch(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        indices = torch.randint(0, self.size, (batch_size,), generator=generator)
+        offsets = torch.randint(0, self.item_length - self.length + 1, (batch_size,), generator=generator)
+        return self.clips(indices, offsets)

@@ -1,0 +1,117 @@
+"""Stems folders: processing, caching, crops and a clear error for every kind of bad input."""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from study.data import DataError, StemsDataset
+
+SOURCES = ("drums", "bass", "vocals")
+
+
+def write_track(folder, rate=44_100, seconds=1.0, sources=SOURCES, silent=(), stereo=True, lengths=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(str(folder)))
+    for i, source in enumerate(sources):
+        n = (lengths or {}).get(source, int(rate * seconds))
+        t = np.arange(n) / rate
+        left = 0.3 + 0.5 * np.sin(2 * np.pi * (110 * (i + 1)) * t) + 0.01 * rng.standard_normal(n)
+        if source in silent:
+            left = np.zeros(n)
+        data = np.stack([left, -left], 1) if stereo else left
+        sf.write(folder / f"{source}.wav", data.astype(np.float32), rate, subtype="FLOAT")
+
+
+@pytest.fixture
+def root(tmp_path):
+    for split, tracks in {"train": 2, "test": 1}.items():
+        for t in range(tracks):
+            write_track(tmp_path / "data" / split / f"track{t}")
+    return tmp_path / "data"
+
+
+def dataset(root, tmp_path, **kw):
+    kw.setdefault("cache_dir", tmp_path / "cache")
+    return StemsDataset(root, kw.pop("split", "train"), sources=SOURCES, sample_rate=14_700, length=2048, **kw)
+
+
+def test_processing_resamples_normalises_and_crops(root, tmp_path):
+    data = dataset(root, tmp_path)
+    assert data.tracks[0].shape == (3, 14_700)  # 1 s at 44.1 kHz -> 14 700 samples
+    assert torch.allclose(data.tracks[0].mean(-1), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(data.tracks[0].abs().amax(-1), torch.ones(3))
+    assert len(data) == 2 * (14_700 // 2048)  # fixed, non-overlapping evaluation crops
+    item = data[0]
+    assert item["sources"].shape == (3, 2048) and torch.allclose(item["mixture"], item["sources"].mean(0))
+    batch = data.training_batch(torch.Generator().manual_seed(0), 5)
+    assert batch.shape == (5, 3, 2048)
+    assert torch.equal(batch, data.training_batch(torch.Generator().manual_seed(0), 5))
+
+
+def test_left_versus_mean_channel(root, tmp_path):
+    left = dataset(root, tmp_path, channel="left")
+    mean = dataset(root, tmp_path, channel="mean", silence_db=None)  # right = -left: the mean is silent
+    assert left.tracks[0].abs().max() == 1.0
+    assert mean.tracks[0].abs().max() == 0.0
+
+
+def test_cache_is_reused_and_invalidated(root, tmp_path):
+    first = dataset(root, tmp_path)
+    cached = sorted((tmp_path / "cache").glob("*.npy"))
+    assert len(cached) == 2
+    np.save(cached[0], np.full((3, 14_700), 0.25, dtype=np.float32))  # tamper: a cache hit must show it
+    second = dataset(root, tmp_path)
+    assert any(torch.all(t == 0.25) for t in second.tracks)
+    write_track(root / "train" / "track0", seconds=2.0)  # a changed file gets a new key
+    third = dataset(root, tmp_path)
+    assert third.tracks[0].shape[1] == 29_400 and not torch.all(third.tracks[0] == 0.25)
+    assert first.tracks[1].shape == third.tracks[1].shape
+
+
+def test_silence_policy_skips_silent_crops(tmp_path):
+    write_track(tmp_path / "d" / "train" / "loud")
+    write_track(tmp_path / "d" / "train" / "quiet", silent=("vocals",))
+    data = dataset(tmp_path / "d", tmp_path)
+    assert {data.track_names[t] for t, _ in data.crops} == {"loud"}
+    assert len(dataset(tmp_path / "d", tmp_path, silence_db=None)) == 2 * len(data)
+
+
+@pytest.mark.parametrize("problem,breaker,message", [
+    ("missing root", lambda d: d / "nowhere", "dataset root does not exist"),
+    ("missing split", lambda d: (d / "x").mkdir() or d / "x", "split folder 'train' does not exist"),
+])
+def test_missing_folders(tmp_path, problem, breaker, message):
+    with pytest.raises(DataError, match=message):
+        StemsDataset(breaker(tmp_path), "train", sources=SOURCES, cache_dir=tmp_path / "c")
+
+
+def test_missing_stem_names_the_file(tmp_path):
+    write_track(tmp_path / "d" / "train" / "t0", sources=("drums", "bass"))
+    with pytest.raises(DataError, match=r"t0/vocals.wav: missing stem file"):
+        dataset(tmp_path / "d", tmp_path)
+
+
+def test_corrupt_and_empty_audio_name_the_file(tmp_path):
+    write_track(tmp_path / "d" / "train" / "t0")
+    (tmp_path / "d" / "train" / "t0" / "bass.wav").write_bytes(b"RIFF not really a wav")
+    with pytest.raises(DataError, match=r"t0/bass.wav: unreadable audio"):
+        dataset(tmp_path / "d", tmp_path)
+    sf.write(tmp_path / "d" / "train" / "t0" / "bass.wav", np.zeros((0, 2), np.float32), 44_100)
+    with pytest.raises(DataError, match=r"t0/bass.wav: empty audio"):
+        dataset(tmp_path / "d", tmp_path)
+
+
+def test_mismatched_stems_are_rejected(tmp_path):
+    write_track(tmp_path / "a" / "train" / "t0", lengths={"bass": 40_000})
+    with pytest.raises(DataError, match=r"t0: stems have different lengths"):
+        dataset(tmp_path / "a", tmp_path)
+    write_track(tmp_path / "b" / "train" / "t0")
+    sf.write(tmp_path / "b" / "train" / "t0" / "vocals.wav", np.zeros(22_050, np.float32), 22_050)
+    with pytest.raises(DataError, match=r"t0: stems have different sample rates"):
+        dataset(tmp_path / "b", tmp_path)
+
+
+def test_split_without_usable_crops(tmp_path):
+    write_track(tmp_path / "d" / "train" / "short", seconds=0.1)
+    with pytest.raises(DataError, match="no usable 2048-sample crops"):
+        dataset(tmp_path / "d", tmp_path)
