@@ -83,3 +83,76 @@ class TrainingConfig(Section):
         if any(not 0 < m < 1 for m in self.milestones):
             raise ValueError("training.milestones are fractions of the steps, each in (0, 1)")
         return self
+
+
+def geometric_ladder(high: float = 1.0, low: float = 0.01, levels: int = 10) -> list[float]:
+    """σ_i from high down to low, geometrically spaced (science.md §5: 1.0, 0.599, …, 0.017, 0.01)."""
+    return [high * (low / high) ** (i / (levels - 1)) for i in range(levels)]
+
+
+class ScheduleConfig(Section):
+    """How a trial reaches its target noise level σ* (science.md §5).
+
+    ``scratch``: train at σ* from random weights. ``from_clean``: train clean, then fine-tune at σ*
+    (the published protocol). ``chained``: train clean, then fine-tune through every ladder level below σ*
+    in increasing order and finally at σ*, each stage starting from the previous one.
+    """
+
+    kind: Literal["scratch", "from_clean", "chained"] = "from_clean"
+    sigma: float = Field(0.0, ge=0, le=10)
+    finetune_steps: int | None = Field(None, ge=0)  # per fine-tuning stage; default training.steps
+    ladder: list[float] = Field(default_factory=geometric_ladder)
+
+
+class EvaluationConfig(Section):
+    """Held-out clips for discrimination and smoothness; fixed by ``data.seed`` (the test split)."""
+
+    clips: int = Field(256, ge=2)  # per source; AUROC's standard error ≈0.01 needs a few hundred
+    crop: int = Field(4000, ge=16)
+    batch_size: int = Field(32, ge=1)
+    noise_levels: list[float] = Field(default_factory=lambda: [0.001, 0.01, 0.05, 0.1])
+    seed: int = 1234  # seed of the test noise, identical for every prior
+
+
+class SeparationConfig(Section):
+    """Annealed Langevin over the stage priors, after the last stage (science.md §7)."""
+
+    enabled: bool = True
+    mixtures: int = Field(8, ge=1)
+    length: int = Field(4096, ge=16)
+    steps_per_level: int = Field(100, ge=1)
+    epsilon: float = Field(2e-5, gt=0)
+    floor_sigma: float = Field(0.01, gt=0)  # the level a clean stage's prior is used at
+    start_sigma: float | None = Field(None, gt=0)  # enter the ladder at the first level <= this
+    init: Literal["mixture", "noise"] = "mixture"
+    rule: Literal["gaussian", "dirac"] = "gaussian"
+    likelihood_scale: float = Field(1.0, gt=0)  # γ_i² = scale·σ_i²·Σα²
+    bound: float = Field(10.0, gt=0)
+    seed: int = 0
+    audio_examples: int = Field(2, ge=0)
+
+
+class TrialConfig(Section):
+    """One point of the study: an architecture, a target σ* and a schedule, trained on all sources."""
+
+    name: str = "trial"
+    data: DataConfig = Field(default_factory=DataConfig)
+    prior: PriorConfig = Field(default_factory=PriorConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    separation: SeparationConfig = Field(default_factory=SeparationConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)  # torch CPU threads; None keeps torch's default
+
+    @model_validator(mode="after")
+    def _lengths_fit_the_flow(self):
+        if self.prior.name.startswith("flowavenet"):
+            blocks = {**PRESETS["flowavenet"].get(self.prior.preset or "", {}), **self.prior.hparams}.get("blocks", 4)
+            multiple = 2 ** int(blocks)
+            for path, value in [("training.crop", self.training.crop), ("evaluation.crop", self.evaluation.crop),
+                                ("separation.length", self.separation.length)]:
+                if value % multiple:
+                    raise ValueError(f"{path}={value} must be divisible by {multiple} for a FloWaveNet of "
+                                     f"{blocks} blocks")
+        return self

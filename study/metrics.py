@@ -5,10 +5,11 @@ Names follow science.md §6: ``auroc``, ``auroc/<source>``, ``auroc@<σ>``, ``lo
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
-from torchmetrics.functional import scale_invariant_signal_distortion_ratio, signal_distortion_ratio
+from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio, signal_distortion_ratio
 from torchmetrics.functional.classification import binary_auroc
 
 
@@ -61,17 +62,39 @@ def cross_likelihood(loglik: torch.Tensor) -> torch.Tensor:
     return loglik.double().mean(0)
 
 
+@contextlib.contextmanager
+def single_threaded():
+    """Run torch CPU ops on one thread, then restore the thread count.
+
+    With torch 2.11's MKL, a batched ``torch.linalg.solve`` fails ("Pivots given to lu_solve must all be
+    greater or equal to 1") once ``torch.set_num_threads(n > 1)`` has been called, which every trial does.
+    BSS-Eval's filter solve is small, so one thread costs little.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def separation_metrics(estimates: torch.Tensor, references: torch.Tensor, mixtures: torch.Tensor, sources,
                        sdr_filter_length: int = 512) -> dict[str, float]:
     """SI-SDR, SI-SDRi (over the mixture used as every source's estimate) and BSS-Eval v3 SDR, in dB.
 
     estimates, references: [B, K, T]; mixtures: [B, T]. SDR is torchmetrics' BSS-Eval v3 with a
-    ``sdr_filter_length``-tap distortion filter, which (unlike museval's v4) is gain-invariant.
+    ``sdr_filter_length``-tap distortion filter, which (unlike museval's v4) is gain-invariant. The filter
+    absorbs part of the error, so SDR reads somewhat above SI-SDR on short clips.
     """
     est, ref = estimates.double(), references.double()
-    si = scale_invariant_signal_distortion_ratio(est, ref)  # [B, K]
-    baseline = scale_invariant_signal_distortion_ratio(mixtures.double().unsqueeze(1).expand_as(ref), ref)
-    sdr = signal_distortion_ratio(est, ref, filter_length=sdr_filter_length)
+    # zero_mean: SI-SDR as defined by Le Roux et al. 2019 (and asteroid), on mean-removed signals
+    si = scale_invariant_signal_distortion_ratio(est, ref, zero_mean=True)  # [B, K]
+    mixture_estimate = mixtures.double().unsqueeze(1).expand_as(ref)
+    baseline = scale_invariant_signal_distortion_ratio(mixture_estimate, ref, zero_mean=True)
+    # Pure tones make the 512-tap Toeplitz system singular; a 1e-8 diagonal load keeps it solvable and moves
+    # well-conditioned results by < 1e-5 dB.
+    with single_threaded():
+        sdr = signal_distortion_ratio(est, ref, filter_length=sdr_filter_length, load_diag=1e-8)
     metrics = {"si_sdr": si.mean().item(), "si_sdri": (si - baseline).mean().item(),
                "si_sdr_mixture": baseline.mean().item(), "sdr": sdr.mean().item()}
     for k, name in enumerate(sources):

@@ -1,0 +1,236 @@
+"""A trial: train every source prior through a noise schedule, measure each stage, then separate.
+
+    python -m study.trial sweeps/trials/tiny.yaml --out runs/tiny [--set schedule.sigma=0.077 …]
+
+``run_trial(config, out_dir, report)`` is what the sweep calls: a plain function with no Ray or MLflow in
+it. Every stage trains (resumably), saves ``stage<i>/prior.pt``, is evaluated and handed to
+``report(metrics, stage_dir)``; the last stage's metrics also carry the separation scores. Re-running on the
+same folder skips finished stages and continues an interrupted one from its training checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+
+from models import Prior, build_prior, load_prior, save_prior
+from study.config import TrialConfig
+from study.configio import ConfigError, load_config
+from study.data import build_clips, mix
+from study.evaluate import evaluate_prior
+from study.metrics import level_name, separation_metrics
+from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_curve, write_audio_examples,
+                         write_matrix_csv)
+from study.runtime import pick_device
+from study.separate import LangevinSchedule, annealed_langevin
+from study.train import train
+
+Report = Callable[[dict, Path], None]
+NOT_SEMANTIC = {"device", "threads", "name"}  # settings that do not change results
+
+
+class TrialError(RuntimeError):
+    """A trial cannot produce results (diverged training, non-finite scores, a conflicting output folder)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    sigma: float  # training noise level of this stage (0 = clean)
+    steps: int
+    init_from: int | None  # stage whose weights this stage starts from; None = random init
+
+
+def plan_stages(cfg: TrialConfig) -> list[Stage]:
+    """The stages of ``cfg.schedule`` (see :class:`study.config.ScheduleConfig`)."""
+    target, steps = cfg.schedule.sigma, cfg.training.steps
+    finetune = cfg.schedule.finetune_steps if cfg.schedule.finetune_steps is not None else steps
+    if cfg.schedule.kind == "scratch":
+        return [Stage(0, target, steps, None)]
+    stages = [Stage(0, 0.0, steps, None)]
+    if target == 0:
+        return stages
+    levels = sorted(l for l in cfg.schedule.ladder if l < target * (1 - 1e-6)) if cfg.schedule.kind == "chained" else []
+    for sigma in [*levels, target]:
+        previous = stages[-1].index
+        stages.append(Stage(previous + 1, sigma, finetune, previous if cfg.schedule.kind == "chained" else 0))
+    return stages
+
+
+def separation_levels(stages: list[Stage], cfg) -> list[tuple[float, int]]:
+    """(σ, stage index) in decreasing σ: each stage's prior serves at its own σ, a clean one at the floor."""
+    levels = {}
+    for stage in stages:
+        levels.setdefault(max(stage.sigma, cfg.floor_sigma), stage.index)
+    ordered = sorted(levels.items(), reverse=True)
+    if cfg.start_sigma is not None:
+        entered = [(s, i) for s, i in ordered if s <= cfg.start_sigma * (1 + 1e-6)]
+        ordered = entered or ordered[-1:]
+    return ordered
+
+
+def trial_id(cfg: TrialConfig) -> str:
+    """Short hash of the settings that change results (dora-style): same config, same id, same folder."""
+    semantic = cfg.model_dump(mode="json", exclude=NOT_SEMANTIC)
+    return hashlib.sha256(json.dumps(semantic, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _claim_folder(cfg: TrialConfig, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = out_dir / "trial_id"
+    if marker.is_file() and marker.read_text().strip() != trial_id(cfg):
+        raise TrialError(f"{out_dir} holds a trial with a different configuration (id {marker.read_text().strip()}, "
+                         f"this one {trial_id(cfg)}); choose another output folder")
+    marker.write_text(trial_id(cfg) + "\n")
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+def _stage_prior(cfg: TrialConfig, stage: Stage, out_dir: Path, num_sources: int) -> Prior:
+    if stage.init_from is not None:
+        return load_prior(out_dir / f"stage{stage.init_from}" / "prior.pt")
+    torch.manual_seed(cfg.training.seed)
+    return build_prior(cfg.prior.name, cfg.prior.preset, num_sources=num_sources, **cfg.prior.hparams)
+
+
+def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_clips, device, log) -> tuple[dict, Prior]:
+    folder = out_dir / f"stage{stage.index}"
+    folder.mkdir(exist_ok=True)
+    sources = train_clips.sources
+    prior = _stage_prior(cfg, stage, out_dir, len(sources))
+    training = cfg.training.model_copy(update={
+        "steps": stage.steps, "seed": cfg.training.seed + stage.index,
+        "noise": cfg.training.noise.model_copy(update={"sigma": stage.sigma})})
+    log(f"--- stage {stage.index}: σ={stage.sigma:g}, {stage.steps} steps, "
+        f"{'from stage %d' % stage.init_from if stage.init_from is not None else 'from scratch'}")
+    trained = train(prior, train_clips, training, checkpoint=folder / "train.pt", device=device, log=log)
+    save_prior(prior.cpu(), folder / "prior.pt")
+    prior.to(device)
+    t0 = time.perf_counter()
+    metrics, tables = evaluate_prior(prior, eval_clips, sources, cfg.evaluation.noise_levels,
+                                     cfg.evaluation.batch_size, device, cfg.evaluation.seed)
+    title = f"{cfg.prior.name}, stage {stage.index} (trained at σ={stage.sigma:g})"
+    write_matrix_csv(folder / "cross_likelihood.csv", tables["cross_likelihood"], sources)
+    plot_cross_likelihood(folder / "cross_likelihood.png", tables["cross_likelihood"], sources,
+                          f"Cross-likelihood: {title}")
+    plot_noise_curve(folder / "noise_curve.png", tables["noise_curve"], sources, f"log p under added noise: {title}")
+    metrics.update(stage=stage.index, stage_sigma=stage.sigma, train_seconds=trained.wall_seconds,
+                   train_samples_per_s=trained.samples_per_second, eval_seconds=time.perf_counter() - t0)
+    return metrics, prior
+
+
+def separate(cfg: TrialConfig, stages: list[Stage], out_dir: Path, priors: dict[int, Prior], sources,
+             sample_rate: int, device, log) -> dict:
+    """Annealed Langevin over the stage priors on fixed test mixtures; scores, WAVs and a per-level trace."""
+    sep = cfg.separation
+    levels = separation_levels(stages, sep)
+    clips = build_clips(cfg.data, "test", sep.length, max_eval_crops=sep.mixtures)
+    references = clips.clips(range(min(sep.mixtures, len(clips))))
+    mixtures = mix(references)
+    k = references.shape[1]
+    schedule = LangevinSchedule([s for s, _ in levels], sep.steps_per_level, sep.epsilon, sep.init, sep.rule,
+                                sep.likelihood_scale, sep.bound)
+    level_priors = [priors[i] if i in priors else load_prior(out_dir / f"stage{i}" / "prior.pt").to(device)
+                    for _, i in levels]
+    for prior in level_priors:
+        prior.eval()
+    log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, levels "
+        f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps, rule {sep.rule}, init {sep.init}")
+    generator = torch.Generator(device=device).manual_seed(sep.seed)
+    t0 = time.perf_counter()
+    result = annealed_langevin(lambda i, s: level_priors[i].score(s), mixtures.to(device),
+                               torch.full((k,), 1.0 / k), schedule, generator, keep_levels=True)
+    wall = time.perf_counter() - t0
+    metrics = {"separation_seconds": wall, "langevin_steps_per_s": result.steps / wall,
+               "separation_levels": len(levels), "separation_diverged": float(result.diverged is not None)}
+    if result.diverged:
+        log(f"separation diverged: {result.diverged}")
+        return {**metrics, "separation_error": result.diverged}
+    estimates = result.estimates.cpu()
+    metrics.update(separation_metrics(estimates, references, mixtures, sources))
+    trace = [separation_metrics(level, references, mixtures, sources)["si_sdr"] for level in result.level_estimates]
+    plot_level_trace(out_dir / "si_sdr_per_level.png", schedule.sigmas, trace, metrics["si_sdr_mixture"],
+                     f"Separation after each level ({cfg.prior.name}, {cfg.separation.rule} rule)")
+    write_audio_examples(out_dir / "audio", mixtures, references, estimates, sources, sample_rate, sep.audio_examples)
+    return metrics
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
+def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = None, log=print) -> dict:
+    """Run (or resume) one trial in ``out_dir``; returns the final metrics (last stage + separation)."""
+    out_dir = Path(out_dir)
+    _claim_folder(cfg, out_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    stages = plan_stages(cfg)
+    train_clips = build_clips(cfg.data, "train", cfg.training.crop)
+    test = build_clips(cfg.data, "test", cfg.evaluation.crop, max_eval_crops=cfg.evaluation.clips)
+    eval_clips = test.clips(range(min(cfg.evaluation.clips, len(test))))
+    sources = train_clips.sources
+    priors: dict[int, Prior] = {}
+    final = {}
+    for stage in stages:
+        folder = out_dir / f"stage{stage.index}"
+        done = _read_json(folder / "metrics.json")
+        if done is not None:
+            log(f"--- stage {stage.index}: already done, skipped")
+            final = done
+            continue
+        metrics, priors[stage.index] = run_stage(cfg, stage, out_dir, train_clips, eval_clips, device, log)
+        metrics["step"] = sum(s.steps for s in stages[: stage.index + 1])
+        if stage is stages[-1] and cfg.separation.enabled:
+            metrics.update(separate(cfg, stages, out_dir, priors, sources, test.sample_rate, device, log))
+        log(format_metrics(metrics))
+        _write_json(folder / "metrics.json", metrics)
+        if report is not None:
+            report(metrics, folder)
+        final = metrics
+    _write_json(out_dir / "metrics.json", final)
+    return final
+
+
+HEADLINE = ("auroc", "auroc@0.01", "logp_drop@0.01", "si_sdr", "si_sdri", "sdr")
+
+
+def format_metrics(metrics: dict) -> str:
+    """The stage's headline numbers on one line, then every metric sorted, for the console."""
+    head = "  ".join(f"{k}={metrics[k]:.4g}" for k in HEADLINE if isinstance(metrics.get(k), float))
+    rest = "\n".join(f"    {k:<28} {v:.5g}" if isinstance(v, float) else f"    {k:<28} {v}"
+                     for k, v in sorted(metrics.items()))
+    return f"stage {metrics.get('stage')} (σ={metrics.get('stage_sigma')}): {head}\n{rest}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Run one trial (no Ray, no MLflow): train, evaluate, separate.")
+    parser.add_argument("config", type=Path, help="trial YAML (see sweeps/trials/)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder; re-running resumes it")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set schedule.sigma=0.077")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(TrialConfig, args.config, args.overrides)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    final = run_trial(cfg, args.out)
+    print(f"\nfinal metrics written to {args.out / 'metrics.json'}")
+    return 0 if final else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Trials: stage plans, a tiny end-to-end run, resumption, determinism and failures with reasons."""
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from models import load_prior
+from study.config import TrialConfig
+from study.trial import TrialError, plan_stages, run_trial, separation_levels
+
+TIMING = ("seconds", "per_s")
+
+
+def tiny(**sections) -> TrialConfig:
+    tree = {
+        "data": {"train_size": 300, "test_size": 100},
+        "prior": {"name": "wavenet", "preset": "tiny"},
+        "training": {"steps": 300, "batch_size": 8, "crop": 1024, "lr": 3e-3, "log_every": 1000},
+        "schedule": {"kind": "from_clean", "sigma": 0.077, "finetune_steps": 100},
+        "evaluation": {"clips": 48, "crop": 1024, "noise_levels": [0.01]},
+        "separation": {"mixtures": 2, "length": 512, "steps_per_level": 20},
+        "threads": 2,
+    }
+    for name, update in sections.items():
+        tree[name] = {**tree.get(name, {}), **update}
+    return TrialConfig.model_validate(tree)
+
+
+def quiet(line):
+    pass
+
+
+def test_stage_plans():
+    ladder = [1.0, 0.359, 0.129, 0.077, 0.027, 0.01]
+    chained = plan_stages(tiny(schedule={"kind": "chained", "sigma": 0.077, "ladder": ladder}))
+    assert [s.sigma for s in chained] == [0.0, 0.01, 0.027, 0.077]
+    assert [s.init_from for s in chained] == [None, 0, 1, 2]
+    from_clean = plan_stages(tiny(schedule={"kind": "from_clean", "sigma": 0.129}))
+    assert [(s.sigma, s.init_from, s.steps) for s in from_clean] == [(0.0, None, 300), (0.129, 0, 100)]
+    scratch = plan_stages(tiny(schedule={"kind": "scratch", "sigma": 0.129}))
+    assert [(s.sigma, s.init_from, s.steps) for s in scratch] == [(0.129, None, 300)]
+    assert len(plan_stages(tiny(schedule={"kind": "from_clean", "sigma": 0.0}))) == 1
+    # separation: stage σ in decreasing order, the clean stage at the floor, optional entry level
+    cfg = tiny(schedule={"kind": "chained", "sigma": 0.077, "ladder": ladder})
+    assert separation_levels(chained, cfg.separation) == [(0.077, 3), (0.027, 2), (0.01, 0)]
+    entered = tiny(separation={"start_sigma": 0.03}).separation
+    assert separation_levels(chained, entered) == [(0.027, 2), (0.01, 0)]
+
+
+def test_tiny_trial_end_to_end_and_resume(tmp_path):
+    reports = []
+    final = run_trial(tiny(), tmp_path, report=lambda m, d: reports.append((m, d)), log=quiet)
+    assert [m["stage"] for m, _ in reports] == [0, 1]
+    assert [m["stage_sigma"] for m, _ in reports] == [0.0, 0.077]
+    for metrics, folder in reports:  # one checkpoint, metrics row and artifacts per stage
+        assert (folder / "prior.pt").is_file() and (folder / "train.pt").is_file()
+        assert json.loads((folder / "metrics.json").read_text())["stage"] == metrics["stage"]
+        for name in ("cross_likelihood.csv", "cross_likelihood.png", "noise_curve.png"):
+            assert (folder / name).stat().st_size > 0
+    clean = reports[0][0]
+    print({k: round(v, 3) for k, v in final.items() if isinstance(v, float)})
+    assert clean["auroc"] > 0.7  # clearly above chance after 300 steps
+    for key in ("auroc", "auroc@0.01", "logp_drop@0.01", "bits_per_sample/sin", "si_sdr", "si_sdri", "sdr",
+                "sdr/saw", "si_sdr/triangle"):
+        assert math.isfinite(final[key]), key
+    assert final["separation_diverged"] == 0.0
+    assert len(list((tmp_path / "audio").rglob("*.wav"))) == 2 * (1 + 2 * 4)
+    assert (tmp_path / "si_sdr_per_level.png").is_file()
+    # re-running resumes: finished stages are skipped and not reported again
+    again = []
+    assert run_trial(tiny(), tmp_path, report=lambda m, d: again.append(m), log=quiet) == final
+    assert again == []
+    with pytest.raises(TrialError, match="different configuration"):
+        run_trial(tiny(schedule={"sigma": 0.129}), tmp_path, log=quiet)
+
+
+def test_from_clean_starts_from_clean_weights(tmp_path):
+    cfg = tiny(training={"steps": 20}, schedule={"finetune_steps": 0}, separation={"enabled": False})
+    run_trial(cfg, tmp_path, log=quiet)
+    clean, tuned = load_prior(tmp_path / "stage0/prior.pt"), load_prior(tmp_path / "stage1/prior.pt")
+    assert all(torch.equal(a, b) for a, b in zip(clean.state_dict().values(), tuned.state_dict().values()))
+
+
+def test_same_seed_same_metrics(tmp_path):
+    cfg = tiny(training={"steps": 30}, schedule={"finetune_steps": 10}, evaluation={"clips": 8})
+    first = run_trial(cfg, tmp_path / "a", log=quiet)
+    second = run_trial(cfg, tmp_path / "b", log=quiet)
+    strip = lambda m: {k: v for k, v in m.items() if not k.endswith(TIMING)}  # noqa: E731
+    assert strip(first) == strip(second)
+
+
+def test_nan_in_training_or_evaluation_fails_the_trial_with_a_reason(tmp_path, monkeypatch):
+    from models.wavenet import WaveNet
+    from study.evaluate import EvaluationError
+    from study.train import TrainingError
+
+    real = WaveNet.log_prob
+    calls = {"n": 0}
+
+    def nan_after_five(self, x):
+        calls["n"] += 1
+        out = real(self, x)
+        return out * float("nan") if calls["n"] > 5 else out
+
+    monkeypatch.setattr(WaveNet, "log_prob", nan_after_five)
+    cfg = tiny(training={"steps": 20}, separation={"enabled": False})
+    with pytest.raises(TrainingError, match="non-finite training loss at step 5"):
+        run_trial(cfg, tmp_path / "train", log=quiet)
+
+    monkeypatch.setattr(WaveNet, "log_prob", lambda self, x: real(self, x) * (float("nan") if not self.training else 1))
+    with pytest.raises(EvaluationError, match=r"non-finite log-likelihoods from prior\(s\) \['sin'"):
+        run_trial(cfg, tmp_path / "eval", log=quiet)
+
+
+def test_cli_rejects_bad_config_with_field_path(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {steps: many}\nprior: {name: wavenet, preset: tiny}\n")
+    run = subprocess.run([sys.executable, "-m", "study.trial", str(bad), "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "training.steps" in run.stderr
+    assert not (tmp_path / "out").exists()
+    typo = subprocess.run([sys.executable, "-m", "study.trial", str(bad), "--out", str(tmp_path / "out"),
+                           "--set", "training.steps=5", "--set", "separation.mixturez=3"],
+                          capture_output=True, text=True)
+    assert typo.returncode == 2 and "separation.mixturez" in typo.stderr
