@@ -195,7 +195,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
         metrics["step"] = sum(s.steps for s in stages[: stage.index + 1])
         if stage is stages[-1] and cfg.separation.enabled:
             metrics.update(separate(cfg, stages, out_dir, priors, sources, test.sample_rate, device, log))
-        log(format_metrics(metrics))
+        log(headline(metrics))
         _write_json(folder / "metrics.json", metrics)
         if report is not None:
             report(metrics, folder)
@@ -207,12 +207,21 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
 HEADLINE = ("auroc", "auroc@0.01", "logp_drop@0.01", "si_sdr", "si_sdri", "sdr")
 
 
-def format_metrics(metrics: dict) -> str:
-    """The stage's headline numbers on one line, then every metric sorted, for the console."""
-    head = "  ".join(f"{k}={metrics[k]:.4g}" for k in HEADLINE if isinstance(metrics.get(k), float))
-    rest = "\n".join(f"    {k:<28} {v:.5g}" if isinstance(v, float) else f"    {k:<28} {v}"
-                     for k, v in sorted(metrics.items()))
-    return f"stage {metrics.get('stage')} (σ={metrics.get('stage_sigma')}): {head}\n{rest}"
+def headline(metrics: dict) -> str:
+    """A stage's key numbers on one line."""
+    shown = "  ".join(f"{k}={metrics[k]:.4g}" for k in HEADLINE if isinstance(metrics.get(k), float))
+    return f"stage {metrics.get('stage')} (σ={metrics.get('stage_sigma'):g}): {shown}"
+
+
+def metrics_table(stages: list[dict]) -> str:
+    """Every metric (rows) of every stage (columns), for the console."""
+    keys = sorted({k for m in stages for k in m})
+    lines = [f"{'metric':<28}" + "".join(f"{'stage ' + str(m.get('stage')):>14}" for m in stages)]
+    for key in keys:
+        cells = [m.get(key, "") for m in stages]
+        lines.append(f"{key:<28}" + "".join(f"{c:>14.5g}" if isinstance(c, float) else f"{str(c)[:13]:>14}"
+                                            for c in cells))
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -228,7 +237,9 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     final = run_trial(cfg, args.out)
-    print(f"\nfinal metrics written to {args.out / 'metrics.json'}")
+    stages = [_read_json(args.out / f"stage{stage.index}" / "metrics.json") for stage in plan_stages(cfg)]
+    print("\n" + metrics_table(stages))
+    print(f"\nmetrics written to {args.out / 'metrics.json'}; plots, audio and checkpoints under {args.out}")
     return 0 if final else 1
 
 

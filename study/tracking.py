@@ -1,0 +1,169 @@
+"""MLflow bookkeeping for sweeps: one parent run per sweep, one nested child run per trial.
+
+Runs are found again by tags rather than remembered in memory, so an interrupted sweep that is resumed
+re-attaches to its parent and child runs and continues their metric history instead of opening duplicates
+(Ray's MLflowLoggerCallback keeps its trial→run map in memory and duplicates runs after a restore).
+MLflow forbids "@" in metric names, so ``auroc@0.01`` is logged as ``auroc_at_0.01``.
+"""
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+SWEEP_TAG = "study.sweep"
+ROLE_TAG = "study.role"
+TRIAL_TAG = "study.trial_id"
+CONFIG_TAG = "study.config_id"
+PARENT_TAG = "mlflow.parentRunId"
+ERROR_TAG = "study.error"
+PACKAGES = ("torch", "torchaudio", "ray", "optuna", "mlflow", "torchmetrics", "numpy", "pydantic")
+
+
+def mlflow_name(metric: str) -> str:
+    return metric.replace("@", "_at_")
+
+
+def study_name(metric: str) -> str:
+    return metric.replace("_at_", "@")
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """``sqlite:///rel.db`` -> ``sqlite:////abs/rel.db`` so trials in other working directories find it."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def default_artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts beside a sqlite database (``<db dir>/mlruns/<experiment>``); a server decides for itself."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "mlruns" / experiment).resolve().as_uri()
+    return None
+
+
+def client_for(uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=absolute_tracking_uri(uri))
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location,
+                                        tags={"mlflow.experimentKind": "custom_model_development"})
+    except MlflowException:  # created concurrently by someone else
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def find_run(client: MlflowClient, experiment_id: str, **tags):
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = client.search_runs([experiment_id], filter_string=query, max_results=2, order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def environment_tags() -> dict[str, str]:
+    tags = {"study.python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            tags[f"study.version.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip()
+        if commit:
+            tags["mlflow.source.git.commit"] = commit
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return tags
+
+
+def open_parent(client: MlflowClient, experiment_id: str, sweep_name: str, sweep_file: Path | None, resume: bool) -> str:
+    """The sweep's parent run: the existing one when resuming, else a new one carrying the YAML and versions."""
+    if resume:
+        run = find_run(client, experiment_id, **{SWEEP_TAG: sweep_name, ROLE_TAG: "sweep"})
+        if run is not None:
+            client.update_run(run.info.run_id, status="RUNNING")
+            return run.info.run_id
+    run = client.create_run(experiment_id, run_name=sweep_name,
+                            tags={SWEEP_TAG: sweep_name, ROLE_TAG: "sweep", **environment_tags()})
+    if sweep_file is not None:
+        client.log_artifact(run.info.run_id, str(sweep_file))
+    return run.info.run_id
+
+
+def open_child(client: MlflowClient, experiment_id: str, parent_id: str, trial_key: str, run_name: str,
+               params: dict[str, str], tags: dict[str, str]) -> tuple[str, bool]:
+    """Find the child run of ``trial_key`` under ``parent_id`` or create it. Returns (run id, re-attached?)."""
+    run = find_run(client, experiment_id, **{PARENT_TAG: parent_id, TRIAL_TAG: trial_key})
+    if run is not None:
+        client.update_run(run.info.run_id, status="RUNNING")
+        return run.info.run_id, True
+    run = client.create_run(experiment_id, run_name=run_name,
+                            tags={PARENT_TAG: parent_id, TRIAL_TAG: trial_key, ROLE_TAG: "trial", **tags})
+    for chunk_start in range(0, len(params), 100):  # MLflow accepts at most 100 params per batch
+        items = list(params.items())[chunk_start:chunk_start + 100]
+        client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in items])
+    return run.info.run_id, False
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict, step: int) -> None:
+    now = int(time.time() * 1000)
+    numeric = [Metric(mlflow_name(k), float(v), now, step) for k, v in metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for start in range(0, len(numeric), 1000):
+        client.log_batch(run_id, metrics=numeric[start:start + 1000])
+    for key, value in metrics.items():
+        if isinstance(value, str):
+            client.set_tag(run_id, f"study.{key}", value[:5000])
+
+
+def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: str | None = None,
+               suffixes=(".png", ".csv", ".json", ".wav", ".yaml")) -> None:
+    """Upload the result files of ``folder`` (not checkpoints), keeping sub-folders."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in suffixes:
+            relative = path.parent.relative_to(folder).as_posix()
+            target = "/".join(p for p in (artifact_path, relative) if p and p != ".") or None
+            client.log_artifact(run_id, str(path), target)
+
+
+def finish(client: MlflowClient, run_id: str, error: str | None = None) -> None:
+    if error is not None:
+        client.set_tag(run_id, ERROR_TAG, error[:5000])
+        client.log_text(run_id, error, "error.txt")
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if error else RunStatus.FINISHED))
+
+
+def close_dangling(client: MlflowClient, experiment_id: str, parent_id: str, status: str = "KILLED") -> int:
+    """Terminate child runs still RUNNING (their trial was killed without reporting); returns how many."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and "
+                                                             "attributes.status = 'RUNNING'")
+    for run in runs:
+        client.set_terminated(run.info.run_id, status)
+    return len(runs)
+
+
+def child_runs(client: MlflowClient, experiment_id: str, parent_id: str):
+    return client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
+                              max_results=10_000)

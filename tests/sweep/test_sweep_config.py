@@ -1,0 +1,113 @@
+"""Malformed sweep files exit with status 2, name the field path and create nothing; dry runs count right."""
+import os
+
+import pytest
+import yaml
+
+from study.sweep import main
+from study.sweep_config import SweepConfig
+
+from .conftest import write_sweep
+
+
+def run_cli(tmp_path, capsys, *args):
+    os.chdir(tmp_path)
+    code = main([*args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+BAD = [
+    ({"space": {"schedule.sigma": {"gird": [0.0]}}}, "space.schedule.sigma.gird"),
+    ({"space": {"schedule.sigma": {"grid": [0.0], "choice": [1]}}}, "space.schedule.sigma"),
+    ({"space": {"training.lr": {"loguniform": [0.0, 1.0]}}}, "loguniform needs a positive low end"),
+    ({"space": {"training.lr": {"uniform": [1.0, 0.5]}}}, "low < high"),
+    ({"space": {"schedule.sigma": {"grid": [-1.0]}}}, "base.schedule.sigma"),
+    ({"space": {"schedule.kind": {"grid": ["sometimes"]}}}, "base.schedule.kind"),
+    ({"space": {"prior.name": {"grid": ["wavenet", "transformer"]}}}, "unknown prior 'transformer'"),
+    ({"space": {"training.stepz": {"grid": [1]}}}, "base.training.stepz"),
+    ({"search": {"kind": "bayes"}}, "search.kind"),
+    ({"search": {"kind": "optuna"}}, "search.kind=optuna cannot search grid dimensions"),
+    ({"search": {"kind": "optuna", "sampler": "cmaes"}, "space": {}}, "search.sampler"),
+    ({"search": {"objectives": {"auroc": "up"}}}, "search.objectives.auroc"),
+    ({"search": {"objectives": {"auroc": "max", "si_sdr": "max"}}, "scheduler": {"kind": "asha"}},
+     "asha cannot be combined with several search.objectives"),
+    ({"resources": {"cpu": 0}}, "resources.cpu"),
+    ({"resources": {"gpu": "one"}}, "resources.gpu"),
+    ({"max_concurrent": 0}, "max_concurrent"),
+    ({"failure": {"max_failure": 1}}, "failure.max_failure"),
+    ({"name": "has spaces"}, "name"),
+    ({"unknown_section": 1}, "unknown_section"),
+    ({"base": {"training": {"crop": 100}, "prior": {"name": "flowavenet", "preset": "small"}}},
+     "training.crop=100 must be divisible by 16"),
+]
+
+
+@pytest.mark.parametrize("overrides,expected", BAD, ids=[e for _, e in BAD])
+def test_malformed_sweep_exits_2_naming_the_field_and_creates_nothing(tmp_path, capsys, overrides, expected):
+    path = write_sweep(tmp_path, **overrides)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run_cli(tmp_path, capsys, path)
+    assert code == 2, (out, err)
+    assert expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no mlflow.db, no ray folder
+
+
+@pytest.mark.parametrize("assignment,expected", [
+    ("base.training.steps=many", "base.training.steps"),
+    ("search.num_samples=0", "search.num_samples"),
+    ("novalue", "expected the form key.path=value"),
+    ("base.training.steps.inner=1", "base.training.steps"),
+])
+def test_bad_set_overrides_exit_2(tmp_path, capsys, assignment, expected):
+    code, _, err = run_cli(tmp_path, capsys, write_sweep(tmp_path), "--set", assignment)
+    assert code == 2 and expected in err, err
+
+
+def test_missing_and_non_mapping_files(tmp_path, capsys):
+    code, _, err = run_cli(tmp_path, capsys, str(tmp_path / "nope.yaml"))
+    assert code == 2 and "no such file" in err
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    code, _, err = run_cli(tmp_path, capsys, str(tmp_path / "list.yaml"))
+    assert code == 2 and "must be a mapping" in err
+    (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
+    code, _, err = run_cli(tmp_path, capsys, str(tmp_path / "broken.yaml"))
+    assert code == 2 and "not valid YAML" in err
+
+
+def test_dry_run_counts_and_lists_the_grid(tmp_path, capsys):
+    space = {"schedule.sigma": {"grid": [0.0, 0.01, 0.077]}, "schedule.kind": {"grid": ["scratch", "chained"]},
+             "training.lr": {"loguniform": [1e-4, 1e-2]}}
+    code, out, _ = run_cli(tmp_path, capsys, write_sweep(tmp_path, space=space, search={"num_samples": 2}),
+                           "--dry-run")
+    assert code == 0
+    assert "12 trials" in out and "× 2 samples each" in out and "training.lr ~ loguniform" in out
+    assert out.count("schedule.kind=") == 6
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "ray").exists()
+    optuna = write_sweep(tmp_path, space={"schedule.sigma": {"uniform": [0.0, 0.4]}},
+                         search={"kind": "optuna", "sampler": "nsga2", "num_samples": 7})
+    code, out, _ = run_cli(tmp_path, capsys, optuna, "--dry-run")
+    assert code == 0 and "7 trials" in out and "nsga2" in out
+
+
+@pytest.mark.parametrize("name", ["quickstart", "noise_frontier", "optuna_frontier"])
+def test_shipped_sweeps_validate(name, capsys):
+    from pathlib import Path
+
+    from study.sweep import load_sweep
+
+    root = Path(__file__).resolve().parents[2]
+    sweep = load_sweep(root / "sweeps" / f"{name}.yaml", [])
+    assert isinstance(sweep, SweepConfig) and sweep.num_trials() >= 1
+    if name == "noise_frontier":
+        assert sweep.num_trials() >= 36
+
+
+def test_cli_flags_override_yaml(tmp_path):
+    from study.sweep import load_sweep
+
+    sweep = load_sweep(write_sweep(tmp_path), ["base.training.steps=7"], tracking_uri="http://127.0.0.1:5000",
+                       storage="s3://bucket/path", max_concurrent=3)
+    assert sweep.base["training"]["steps"] == 7 and sweep.mlflow.tracking_uri == "http://127.0.0.1:5000"
+    assert sweep.storage == "s3://bucket/path" and sweep.max_concurrent == 3
+    assert yaml.safe_load(open(write_sweep(tmp_path)))["max_concurrent"] == 2
