@@ -11,6 +11,7 @@ with status 2 before Ray, MLflow or any folder is touched.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -85,12 +86,21 @@ def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, 
     run_id, reattached = open_child(client, experiment_id, parent_id, key, f"{run_name(cfg)} · {key[-5:]}",
                                     flatten(cfg.model_dump(mode="json", exclude={"threads", "device"})),
                                     {CONFIG_TAG: trial_id(cfg), SWEEP_TAG: sweep_name})
-    if reattached:
+
+    def track_stage(metrics: dict, stage_dir: Path) -> None:
+        log_metrics(client, run_id, metrics, step=int(metrics["stage"]))
+        log_folder(client, run_id, stage_dir, f"stage{metrics['stage']}")
+
+    if reattached:  # stages finished before the interruption but never logged (killed in between)
+        logged = {m.step for m in client.get_metric_history(run_id, "stage")}
+        for done in sorted(out_dir.glob("stage*/metrics.json")):
+            metrics = json.loads(done.read_text())
+            if metrics["stage"] not in logged:
+                track_stage(metrics, done.parent)
         print(f"re-attached to MLflow run {run_id}")
 
     def report(metrics: dict, stage_dir: Path) -> None:
-        log_metrics(client, run_id, metrics, step=int(metrics["stage"]))
-        log_folder(client, run_id, stage_dir, f"stage{metrics['stage']}")
+        track_stage(metrics, stage_dir)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(stage_dir)))
 
     try:
@@ -129,8 +139,8 @@ def search_algorithm(sweep: SweepConfig):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     search = sweep.search
-    if search.kind != "optuna":
-        return BasicVariantGenerator(random_state=search.seed)
+    if search.kind != "optuna":  # a SearchAlgorithm: it limits concurrency itself
+        return BasicVariantGenerator(random_state=search.seed, max_concurrent=sweep.max_concurrent or 0)
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -219,7 +229,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
             trainable, param_space=param_space(sweep),
             tune_config=tune.TuneConfig(search_alg=search_algorithm(sweep), scheduler=trial_scheduler(sweep),
                                         num_samples=sweep.search.num_samples,
-                                        max_concurrent_trials=sweep.max_concurrent,
+                                        max_concurrent_trials=sweep.max_concurrent if sweep.search.kind == "optuna" else None,
                                         trial_dirname_creator=lambda trial: trial.trial_id),
             run_config=tune.RunConfig(name=sweep.name, storage_path=root, verbose=1,
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -227,8 +237,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     status = "FINISHED"
     try:
         results = tuner.fit()
-        finished = sum(1 for r in results if r.error is None and r.metrics.get("done"))
-        failed = sum(1 for r in results if r.error is not None)
+        finished, failed = results.num_terminated, results.num_errors
         interrupted = len(results) - finished - failed
     except KeyboardInterrupt:
         finished = failed = 0

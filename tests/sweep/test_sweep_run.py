@@ -1,0 +1,95 @@
+"""Real sweeps on local Ray, checked through the MLflow client: nesting, stage metrics, artifacts, failures,
+and an interrupted sweep that resumes without duplicate or dangling runs."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mlflow.tracking import MlflowClient
+
+from study.sweep import load_sweep, run_sweep
+from study.tracking import PARENT_TAG
+
+from .conftest import write_sweep
+
+
+def runs_of(folder, experiment="tiny-study"):
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id]) if exp else []
+    parents = [r for r in runs if r.data.tags.get("study.role") == "sweep"]
+    children = [r for r in runs if PARENT_TAG in r.data.tags]
+    return client, parents, children
+
+
+def steps(client, run, metric):
+    return [m.step for m in client.get_metric_history(run.info.run_id, metric)]
+
+
+def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
+    missing = tmp_path / "no-such-stems"
+    path = write_sweep(tmp_path, space={"variant": {"grid": [
+        {"schedule": {"sigma": 0.0}},
+        {"schedule": {"sigma": 0.077}},
+        {"data": {"kind": "stems", "root": str(missing)}},  # fails at run time: the folder is missing
+    ]}})
+    summary = run_sweep(load_sweep(path, []), path, log=lambda line: None)
+    assert (summary.finished, summary.failed, summary.interrupted) == (2, 1, 0)
+
+    client, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert {c.data.tags[PARENT_TAG] for c in children} == {parent.info.run_id} and len(children) == 3
+    assert parent.data.tags["study.version.torch"].startswith("2.11")
+    parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"sweep.yaml", "frontier.csv", "frontier.png", "dilemma.png"} <= parent_files
+
+    by_status = {}
+    for child in children:
+        by_status.setdefault(child.info.status, []).append(child)
+    assert len(by_status["FINISHED"]) == 2 and len(by_status["FAILED"]) == 1
+    failed = by_status["FAILED"][0]
+    assert "dataset root does not exist" in failed.data.tags["study.error"]
+
+    noisy = next(c for c in by_status["FINISHED"] if c.data.params["schedule.sigma"] == "0.077")
+    assert noisy.info.run_name.startswith("wavenet σ*=0.077 from_clean")
+    assert steps(client, noisy, "auroc") == [0, 1] and steps(client, noisy, "auroc_at_0.01") == [0, 1]
+    assert steps(client, noisy, "si_sdr") == [1]
+    assert noisy.data.params["training.steps"] == "20"
+    files = {a.path for a in client.list_artifacts(noisy.info.run_id)}
+    assert {"metrics.json", "config.yaml", "stage0", "stage1", "audio"} <= files
+    stage1 = {a.path for a in client.list_artifacts(noisy.info.run_id, "stage1")}
+    assert {"stage1/cross_likelihood.png", "stage1/noise_curve.png", "stage1/cross_likelihood.csv"} <= stage1
+    audio = client.list_artifacts(noisy.info.run_id, "audio/mixture0")
+    assert any(a.path.endswith("mixture.wav") for a in audio)
+
+
+def test_interrupted_sweep_resumes_without_duplicates(tmp_path):
+    path = write_sweep(tmp_path, space={"schedule.sigma": {"grid": [0.0, 0.077, 0.129]}}, max_concurrent=1)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "study.sweep", path], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # interrupt once the first trial has written its final metrics
+        time.sleep(0.5)
+        if list((tmp_path / "ray" / "tiny").glob("*/work/metrics.json")):
+            time.sleep(1)  # let it close its MLflow run
+            break
+    first.send_signal(signal.SIGINT)
+    output, _ = first.communicate(timeout=120)
+    _, parents, children = runs_of(tmp_path)
+    finished_before = sum(c.info.status == "FINISHED" for c in children)
+    assert 1 <= finished_before < 3, output[-3000:]
+    assert all(c.info.status != "RUNNING" for c in [*parents, *children]), output[-3000:]
+
+    resumed = subprocess.run([sys.executable, "-m", "study.sweep", path, "--resume"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    client, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 3, [c.info.run_name for c in children]  # re-attached, not duplicated
+    assert all(c.info.status == "FINISHED" for c in children)
+    for child in children:
+        expected = [0] if child.data.params["schedule.sigma"] == "0.0" else [0, 1]
+        assert steps(client, child, "auroc") == expected, child.info.run_name
