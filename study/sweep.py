@@ -91,6 +91,10 @@ def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, 
         log_metrics(client, run_id, metrics, step=int(metrics["stage"]))
         log_folder(client, run_id, stage_dir, f"stage{metrics['stage']}")
 
+    import ray
+
+    client.set_tag(run_id, "study.node_id", ray.get_runtime_context().get_node_id())
+    client.set_tag(run_id, "study.node_ip", ray.util.get_node_ip_address())
     if reattached:  # stages finished before the interruption but never logged (killed in between)
         logged = {m.step for m in client.get_metric_history(run_id, "stage")}
         for done in sorted(out_dir.glob("stage*/metrics.json")):

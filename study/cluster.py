@@ -1,0 +1,104 @@
+"""Offline check of a Ray cluster-launcher config: every error at once, before ``ray up`` spends money.
+
+    python -m study.cluster check infra/cluster.yaml
+
+Three layers, all offline: the JSON schema Ray ships (``ray/autoscaler/ray-schema.json``, every violation
+listed), cross-field rules the schema cannot express (head type among the node types, min/max workers),
+and Ray's own ``prepare_config`` + ``validate_config`` (private API; Ray is pinned to 2.60).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def _schema() -> dict:
+    import ray.autoscaler
+
+    return json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+
+
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def schema_errors(config: dict) -> list[str]:
+    from jsonschema import Draft7Validator
+
+    validator = Draft7Validator(_schema())
+    return [f"{_where(e.absolute_path)}: {e.message}"
+            for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))]
+
+
+def cross_field_errors(config: dict) -> list[str]:
+    errors = []
+    types = config.get("available_node_types")
+    if not isinstance(types, dict) or not types:
+        return ["available_node_types: at least one node type is required"]
+    head = config.get("head_node_type")
+    if head is None:
+        errors.append("head_node_type: required when available_node_types is set")
+    elif head not in types:
+        errors.append(f"head_node_type: {head!r} is not one of available_node_types {sorted(types)}")
+    max_workers = config.get("max_workers")
+    for name, spec in types.items():
+        if not isinstance(spec, dict):
+            continue
+        low, high = spec.get("min_workers", 0), spec.get("max_workers")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            errors.append(f"available_node_types.{name}: min_workers {low} > max_workers {high}")
+    minimum = sum(s.get("min_workers", 0) for s in types.values() if isinstance(s, dict)
+                  and isinstance(s.get("min_workers", 0), int))
+    if isinstance(max_workers, int) and minimum > max_workers:
+        errors.append(f"max_workers: {max_workers} is below the sum of the node types' min_workers ({minimum})")
+    return errors
+
+
+def ray_errors(config: dict) -> list[str]:
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    try:
+        validate_config(prepare_config(copy.deepcopy(config)))
+    except Exception as error:  # Ray raises ValueError, RuntimeError or jsonschema errors
+        return [f"ray validate_config: {getattr(error, 'message', None) or error}"]
+    return []
+
+
+def check_cluster_config(path: str | Path) -> list[str]:
+    """All problems found in the cluster YAML at ``path`` (empty when it is valid)."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        return [f"{path}: cannot read YAML ({error})"]
+    if not isinstance(config, dict):
+        return [f"{path}: the top level must be a mapping"]
+    errors = schema_errors(config) + cross_field_errors(config)
+    if not errors:  # Ray's preparation assumes a schema-valid config
+        errors += ray_errors(config)
+    return list(dict.fromkeys(errors))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Offline checks of Ray cluster-launcher configs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="validate a cluster YAML and list every error")
+    check.add_argument("config", type=Path)
+    args = parser.parse_args(argv)
+    errors = check_cluster_config(args.config)
+    if errors:
+        print(f"{args.config}: {len(errors)} error(s)", file=sys.stderr)
+        for error in errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK (Ray schema, cross-field rules, Ray's prepare_config + validate_config)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

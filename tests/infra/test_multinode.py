@@ -1,0 +1,83 @@
+"""A real multi-node Ray cluster on 127.0.0.1 with an MLflow tracking server: trials land on different nodes
+and every run, metric and artifact reaches the server over HTTP."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from study.tracking import PARENT_TAG
+
+from ..sweep.conftest import write_sweep
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or process.poll() is not None:
+                    raise RuntimeError("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the server and its workers, by the id we started
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_sweep_spreads_over_nodes_and_tracks_to_a_server(tmp_path, mlflow_server):
+    path = write_sweep(tmp_path, space={"schedule.sigma": {"grid": [0.0, 0.077]}},
+                       resources={"cpu": 1, "gpu": 0.6}, max_concurrent=2,
+                       mlflow={"tracking_uri": mlflow_server})
+    run = subprocess.run([sys.executable, str(HERE / "multinode_sweep.py"), path], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=400,
+                         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert run.returncode == 0, run.stderr[-4000:]
+    summary = json.loads(next(line[7:] for line in run.stdout.splitlines() if line.startswith("RESULT ")))
+    assert summary == {"finished": 2, "failed": 0, "nodes": 3, "experiment_id": summary["experiment_id"]}
+
+    client = MlflowClient(mlflow_server)
+    runs = client.search_runs([summary["experiment_id"]])
+    children = [r for r in runs if PARENT_TAG in r.data.tags]
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert len({c.data.tags["study.node_id"] for c in children}) == 2  # one trial per GPU node
+    for child in children:
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "auroc")] in ([0], [0, 1])
+        files = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"metrics.json", "stage0"} <= files
+        assert child.info.artifact_uri.startswith("mlflow-artifacts:")  # uploaded through the server
+    stored = list((tmp_path / "server-artifacts").rglob("cross_likelihood.png"))
+    assert len(stored) >= 3  # 1 + 2 stages, on the server's side
+    parent = next(r for r in runs if r.data.tags.get("study.role") == "sweep")
+    assert parent.info.status == "FINISHED"
