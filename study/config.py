@@ -109,7 +109,9 @@ class EvaluationConfig(Section):
 
     clips: int = Field(256, ge=2)  # per source; AUROC's standard error ≈0.01 needs a few hundred
     crop: int = Field(4000, ge=16)
-    batch_size: int = Field(32, ge=1)
+    # Clips per forward pass; None sizes passes to ≈8 192 samples per source, which keeps activations in
+    # cache: on 2 CPU cores a toy WaveNet scores 3× faster at 2×4 000 samples per pass than at 16×4 000.
+    batch_size: int | None = Field(None, ge=1)
     noise_levels: list[float] = Field(default_factory=lambda: [0.001, 0.01, 0.05, 0.1])
     seed: int = 1234  # seed of the test noise, identical for every prior
 

@@ -1,0 +1,46 @@
+"""Timing helpers shared by the benchmarks: medians of repeats, device sync, a machine description."""
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+
+import torch
+
+from study.runtime import pick_device
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def seconds_per_call(fn, device, repeats: int, calls: int = 1, warmup: int = 1) -> list[float]:
+    """Seconds per call of ``fn``, one figure per repeat (report the median)."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        sync(device)
+        out.append((time.perf_counter() - t0) / calls)
+    return out
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def machine() -> str:
+    device = pick_device()
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "no GPU"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads, {gpu}, torch {torch.__version__}"

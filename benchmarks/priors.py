@@ -1,0 +1,61 @@
+"""Training and evaluation throughput of the grouped 4-source priors.
+
+Training: forward + backward + Adam on batch × crop × 4 sources (source-samples/s), at the published crop
+(flow 16 384, WaveNet 3 075). Evaluation: log p without gradients at crop 4 000, in passes sized the way
+the trial scores clips (study.evaluate.auto_batch_size).
+"""
+from __future__ import annotations
+
+import torch
+
+from models import build_prior
+from study.evaluate import auto_batch_size
+from study.runtime import autocast
+
+from .common import median, seconds_per_call
+
+TRAIN_CROP = {"flowavenet": 16384, "wavenet": 3075}
+# Published implementation on these machines (issue 6), quiet machine, 2 threads, batch 2, toy sizes.
+PUBLISHED = {"flowavenet": 20_000, "wavenet": 16_000}
+EVAL_CROP, SOURCES = 4000, 4
+
+
+def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2) -> dict:
+    torch.manual_seed(0)
+    prior = build_prior(name, preset=size, num_sources=SOURCES).to(device)
+    multiple = getattr(prior, "length_multiple", 1)
+    crop = TRAIN_CROP[name] if size in ("toy", "musdb") else min(TRAIN_CROP[name], 4096)
+    crop -= crop % multiple
+    x = (torch.rand(batch, SOURCES, crop, device=device) * 2 - 1) * 0.8
+    optimizer = torch.optim.Adam(prior.parameters(), lr=1e-4)
+    prior.train()
+
+    def train_step():
+        with autocast(device):
+            loss = prior.nll_per_sample(x).float().mean(0).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    train_times = seconds_per_call(train_step, device, repeats)
+    prior.eval()
+    length = EVAL_CROP - EVAL_CROP % multiple
+    eval_batch = auto_batch_size(length, device)
+    xe = (torch.rand(eval_batch, SOURCES, length, device=device) * 2 - 1) * 0.8
+
+    @torch.inference_mode()
+    def eval_step():
+        with autocast(device):
+            prior.log_prob(xe)
+
+    eval_times = seconds_per_call(eval_step, device, repeats, calls=2)
+    train_rate = batch * crop * SOURCES / median(train_times)
+    eval_rate = xe.numel() / median(eval_times)
+    row = {"prior": name, "size": size, "params_per_source": prior.num_parameters(per_source=True),
+           "train_crop": crop, "batch": batch, "train_source_samples_per_s": round(train_rate),
+           "eval_batch": eval_batch, "eval_source_samples_per_s": round(eval_rate),
+           "eval_over_train": round(eval_rate / train_rate, 2)}
+    if size == "toy":
+        row["published_train_samples_per_s"] = PUBLISHED[name]
+        row["speedup_vs_published"] = round(train_rate / PUBLISHED[name], 2)
+    return row
