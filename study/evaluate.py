@@ -6,6 +6,7 @@ import torch
 from models import Prior
 from study.metrics import (bits_per_sample, cross_likelihood, discrimination_metrics, in_class, level_name,
                            logp_drop)
+from study.ood import complexity_corrected
 from study.runtime import autocast
 
 
@@ -56,8 +57,11 @@ def check_finite(loglik: torch.Tensor, sources, what: str) -> None:
 
 
 def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, noise_levels, batch_size: int | None, device,
-                   seed: int) -> tuple[dict[str, float], dict]:
+                   seed: int, compressor: torch.Tensor | None = None) -> tuple[dict[str, float], dict]:
     """Metrics (science.md §6) plus the tables behind the plots.
+
+    ``compressor``: log p_FLAC per sample of the clean clips, [N, K] (study.ood.flac_log_density); when
+    given, ``auroc_complexity`` ranks clips by log p_k − log p_FLAC instead of raw log p_k.
 
     Returns (metrics, tables) with tables["cross_likelihood"]: [K, K] mean log p (rows prior, columns
     source) and tables["noise_curve"]: list of (σ, in-class [K], out-of-class [K]) mean log p per prior.
@@ -65,6 +69,9 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, noise_levels, bat
     clean = log_likelihoods(prior, clips, batch_size, device)
     check_finite(clean, sources, "clean clips")
     metrics = {**discrimination_metrics(clean, sources), **bits_per_sample(clean, sources)}
+    if compressor is not None:
+        metrics.update(discrimination_metrics(complexity_corrected(clean, compressor), sources,
+                                              name="auroc_complexity"))
     curve = [(0.0, *in_and_out_of_class(clean))]
     for sigma in noise_levels:
         scores = log_likelihoods(prior, noisy(clips, sigma, seed), batch_size, device)

@@ -33,12 +33,12 @@ def per_source_auroc(loglik: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def discrimination_metrics(loglik: torch.Tensor, sources, suffix: str = "") -> dict[str, float]:
-    """``auroc{suffix}`` and, for clean clips (no suffix), ``auroc/<source>``."""
+def discrimination_metrics(loglik: torch.Tensor, sources, suffix: str = "", name: str = "auroc") -> dict[str, float]:
+    """``{name}{suffix}`` and, without a suffix, ``{name}/<source>`` (e.g. auroc, auroc@0.01, auroc/sin)."""
     aurocs = per_source_auroc(loglik)
-    metrics = {f"auroc{suffix}": aurocs.mean().item()}
+    metrics = {f"{name}{suffix}": aurocs.mean().item()}
     if not suffix:
-        metrics.update({f"auroc/{s}": a.item() for s, a in zip(sources, aurocs)})
+        metrics.update({f"{name}/{s}": a.item() for s, a in zip(sources, aurocs)})
     return metrics
 
 

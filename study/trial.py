@@ -27,6 +27,7 @@ from study.configio import ConfigError, load_config
 from study.data import build_clips, mix
 from study.evaluate import evaluate_prior
 from study.metrics import level_name, separation_metrics
+from study.ood import flac_log_density
 from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_curve, write_audio_examples,
                          write_matrix_csv)
 from study.runtime import pick_device
@@ -100,7 +101,8 @@ def _stage_prior(cfg: TrialConfig, stage: Stage, out_dir: Path, num_sources: int
     return build_prior(cfg.prior.name, cfg.prior.preset, num_sources=num_sources, **cfg.prior.hparams)
 
 
-def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_clips, device, log) -> tuple[dict, Prior]:
+def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_clips, compressor, device,
+              log) -> tuple[dict, Prior]:
     folder = out_dir / f"stage{stage.index}"
     folder.mkdir(exist_ok=True)
     sources = train_clips.sources
@@ -115,7 +117,7 @@ def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_c
     prior.to(device)
     t0 = time.perf_counter()
     metrics, tables = evaluate_prior(prior, eval_clips, sources, cfg.evaluation.noise_levels,
-                                     cfg.evaluation.batch_size, device, cfg.evaluation.seed)
+                                     cfg.evaluation.batch_size, device, cfg.evaluation.seed, compressor)
     title = f"{cfg.prior.name}, stage {stage.index} (trained at σ={stage.sigma:g})"
     write_matrix_csv(folder / "cross_likelihood.csv", tables["cross_likelihood"], sources)
     plot_cross_likelihood(folder / "cross_likelihood.png", tables["cross_likelihood"], sources,
@@ -182,6 +184,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
     test = build_clips(cfg.data, "test", cfg.evaluation.crop, max_eval_crops=cfg.evaluation.clips)
     eval_clips = test.clips(range(min(cfg.evaluation.clips, len(test))))
     sources = train_clips.sources
+    compressor = flac_log_density(eval_clips, test.sample_rate)  # the same for every stage and prior
     priors: dict[int, Prior] = {}
     final = {}
     for stage in stages:
@@ -191,7 +194,8 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
             log(f"--- stage {stage.index}: already done, skipped")
             final = done
             continue
-        metrics, priors[stage.index] = run_stage(cfg, stage, out_dir, train_clips, eval_clips, device, log)
+        metrics, priors[stage.index] = run_stage(cfg, stage, out_dir, train_clips, eval_clips, compressor, device,
+                                                 log)
         metrics["step"] = sum(s.steps for s in stages[: stage.index + 1])
         if stage is stages[-1] and cfg.separation.enabled:
             metrics.update(separate(cfg, stages, out_dir, priors, sources, test.sample_rate, device, log))
