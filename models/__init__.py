@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 
 from .base import Prior
-from .flowavenet import FloWaveNet
+from .flowavenet import FloWaveNet, FloWaveNetNC
 from .grouping import select_source, stack_sources
-from .wavenet import WaveNet
+from .wavenet import WaveNet, WaveNetNC
 
-PRIORS: dict[str, type[Prior]] = {"flowavenet": FloWaveNet, "wavenet": WaveNet}
+PRIORS: dict[str, type[Prior]] = {"flowavenet": FloWaveNet, "wavenet": WaveNet,
+                                  "flowavenet_nc": FloWaveNetNC, "wavenet_nc": WaveNetNC}
 
 # Named sizes. "toy"/"musdb" follow the published study (science.md §4); "small"/"tiny" are for CPU work.
 PRESETS: dict[str, dict[str, dict]] = {
@@ -32,6 +33,10 @@ PRESETS: dict[str, dict[str, dict]] = {
         "tiny": dict(stacks=1, layers=4, width=8, kernel_size=2),
     },
 }
+
+
+PRESETS["flowavenet_nc"] = PRESETS["flowavenet"]  # σ-conditional variants come in the same sizes
+PRESETS["wavenet_nc"] = PRESETS["wavenet"]
 
 
 def build_prior(name: str, preset: str | None = None, **hparams) -> Prior:
@@ -67,5 +72,5 @@ def load_prior(path: str | Path) -> Prior:
     return prior_from_checkpoint(record.get("prior", record))
 
 
-__all__ = ["PRIORS", "PRESETS", "Prior", "FloWaveNet", "WaveNet", "build_prior", "load_prior", "save_prior",
+__all__ = ["PRIORS", "PRESETS", "Prior", "FloWaveNet", "FloWaveNetNC", "WaveNet", "WaveNetNC", "build_prior", "load_prior", "save_prior",
            "prior_checkpoint", "prior_from_checkpoint", "select_source", "stack_sources"]

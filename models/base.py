@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from .conditioning import as_sigma, sigma_features
+
 
 SCORE_SAMPLES_PER_PASS = 16_384
 
@@ -20,44 +22,61 @@ class Prior(nn.Module):
 
     name: str = ""
 
-    def __init__(self, num_sources: int, **hparams):
+    def __init__(self, num_sources: int, noise_conditional: bool = False, cond_features: int = 16, **hparams):
         super().__init__()
         self.num_sources = num_sources
+        self.noise_conditional = noise_conditional
+        self.cond_features = cond_features
         # Self-describing checkpoints (demucs-style): rebuild with build_prior(name, **hparams).
         self.hparams = {"num_sources": num_sources, **hparams}
+        if noise_conditional:
+            self.hparams.update(noise_conditional=True, cond_features=cond_features)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log-density in nats per clip. x: [B, K, T] -> [B, K]."""
+    def log_prob(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
+        """Exact log-density in nats per clip. x: [B, K, T] -> [B, K].
+
+        Noise-conditional priors need ``sigma`` (a number, [B] or [B, K]) and return log p^σ, the density
+        of σ-noised audio; unconditional priors ignore it.
+        """
         raise NotImplementedError
+
+    def condition(self, x: torch.Tensor, sigma) -> torch.Tensor | None:
+        """The conditioning features for ``sigma`` ([B, K·features, 1]), or None for an unconditional prior."""
+        if not self.noise_conditional:
+            return None
+        if sigma is None:
+            raise ValueError(f"{self.name} is noise-conditional: pass sigma to log_prob/score")
+        return sigma_features(as_sigma(sigma, x), self.cond_features)
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.num_sources:
             raise ValueError(f"{self.name} expects clips shaped [B, {self.num_sources}, T], got {list(x.shape)}")
 
-    def log_prob_per_sample(self, x: torch.Tensor) -> torch.Tensor:
+    def log_prob_per_sample(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """log p divided by clip length: nats per sample, comparable across lengths. [B, K, T] -> [B, K]."""
-        return self.log_prob(x) / x.shape[-1]
+        return self.log_prob(x, sigma) / x.shape[-1]
 
-    def nll_per_sample(self, x: torch.Tensor) -> torch.Tensor:
+    def nll_per_sample(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """Negative log-likelihood in nats per sample (the training loss before averaging). -> [B, K]."""
-        return -self.log_prob_per_sample(x)
+        return -self.log_prob_per_sample(x, sigma)
 
-    def bits_per_sample(self, x: torch.Tensor) -> torch.Tensor:
+    def bits_per_sample(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """-log2 p(x) / T. -> [B, K]."""
-        return self.nll_per_sample(x) / math.log(2.0)
+        return self.nll_per_sample(x, sigma) / math.log(2.0)
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
+    def score(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """∇_x log p_k(x_k) for every source at once (the sources do not interact). [B, K, T] -> [B, K, T].
 
         On CPU the batch is split into passes of at most SCORE_SAMPLES_PER_PASS samples per source: with
         activations that fit in cache, a small WaveNet's score runs 6× faster (8 × 14 704 samples, 2 cores).
         """
         per_pass = x.shape[0] if x.is_cuda else max(1, SCORE_SAMPLES_PER_PASS // x.shape[-1])
+        sigmas = as_sigma(sigma, x).split(per_pass) if sigma is not None else [None] * math.ceil(len(x) / per_pass)
         grads = []
         with torch.enable_grad():
-            for chunk in x.detach().split(per_pass):
+            for chunk, level in zip(x.detach().split(per_pass), sigmas):
                 chunk = chunk.requires_grad_(True)
-                grads.append(torch.autograd.grad(self.log_prob(chunk).sum(), chunk)[0])
+                grads.append(torch.autograd.grad(self.log_prob(chunk, level).sum(), chunk)[0])
         return torch.cat(grads)
 
     def num_parameters(self, per_source: bool = False) -> int:

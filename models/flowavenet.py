@@ -25,6 +25,14 @@ def gaussian_log_prob(z: torch.Tensor, mean: torch.Tensor, log_sd: torch.Tensor)
     return (-0.5 * ((z - mean) * torch.exp(-log_sd)) ** 2 - log_sd - 0.5 * LOG_2PI).sum((2, 3))
 
 
+def zero_conv(c_in: int, c_out: int, groups: int) -> nn.Conv1d:
+    """A grouped 1×1 convolution that starts at zero (conditioning starts as "no effect")."""
+    conv = nn.Conv1d(c_in, c_out, 1, groups=groups)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 def squeeze(x: torch.Tensor) -> torch.Tensor:
     """[B, K, C, T] -> [B, K, 2C, T/2]: pairs of neighbouring samples become channels (volume preserving)."""
     b, k, c, t = x.shape
@@ -81,39 +89,62 @@ class AffineCoupling(nn.Module):
     # log_s is squashed to ±MAX_LOG_SCALE by a tanh (still a bijection, exact log-det) for stable training.
     MAX_LOG_SCALE = 3.0
 
-    def __init__(self, channels: int, width: int, layers: int, kernel_size: int, groups: int):
+    def __init__(self, channels: int, width: int, layers: int, kernel_size: int, groups: int, cond_channels: int = 0):
         super().__init__()
         self.net = WaveNetStack(channels // 2, channels, width, layers, 1, kernel_size, groups,
-                                causal=False, zero_init_out=True)
+                                causal=False, zero_init_out=True, cond_channels=cond_channels)
 
-    def _scale_shift(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _scale_shift(self, a: torch.Tensor, cond) -> tuple[torch.Tensor, torch.Tensor]:
         b, k, c, t = a.shape
-        raw_log_s, shift = self.net(a.reshape(b, k * c, t)).view(b, k, 2 * c, t).chunk(2, dim=2)
+        raw_log_s, shift = self.net(a.reshape(b, k * c, t), cond).view(b, k, 2 * c, t).chunk(2, dim=2)
         return self.MAX_LOG_SCALE * torch.tanh(raw_log_s / self.MAX_LOG_SCALE), shift
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = x.chunk(2, dim=2)
-        log_s, shift = self._scale_shift(a)
+        log_s, shift = self._scale_shift(a, cond)
         return torch.cat([a, b * torch.exp(log_s) + shift], dim=2), log_s.sum((2, 3))
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, cond=None) -> torch.Tensor:
         a, b = y.chunk(2, dim=2)
-        log_s, shift = self._scale_shift(a)
+        log_s, shift = self._scale_shift(a, cond)
         return torch.cat([a, (b - shift) * torch.exp(-log_s)], dim=2)
 
 
 class SplitPrior(nn.Module):
     """Learned Gaussian for the channels that leave the flow, conditioned on the channels that stay."""
 
-    def __init__(self, channels: int, groups: int):
+    def __init__(self, channels: int, groups: int, cond_channels: int = 0):
         super().__init__()
         self.conv = nn.Conv1d(groups * channels // 2, groups * channels, 3, padding=1, groups=groups)
+        self.cond = zero_conv(groups * cond_channels, groups * channels, groups) if cond_channels else None
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 
-    def forward(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, kept: torch.Tensor, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
         b, k, c, t = kept.shape
-        mean, log_sd = self.conv(kept.reshape(b, k * c, t)).view(b, k, 2 * c, t).chunk(2, dim=2)
+        params = self.conv(kept.reshape(b, k * c, t))
+        if self.cond is not None:
+            params = params + self.cond(cond)  # σ-dependent offsets, broadcast over time
+        mean, log_sd = params.view(b, k, 2 * c, t).chunk(2, dim=2)
+        return mean, log_sd
+
+
+class TopPrior(nn.Module):
+    """Learned Gaussian of the latents that reach the top, per channel; shifted by σ when conditional."""
+
+    def __init__(self, channels: int, groups: int, cond_channels: int = 0):
+        super().__init__()
+        self.mean = nn.Parameter(torch.zeros(groups * channels))
+        self.log_sd = nn.Parameter(torch.zeros(groups * channels))
+        self.cond = zero_conv(groups * cond_channels, groups * 2 * channels, groups) if cond_channels else None
+
+    def forward(self, shape, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log_sd) broadcastable to latents of ``shape`` = [B, K, C, T]."""
+        b, k, c, _ = shape
+        mean, log_sd = self.mean.view(1, k, c, 1), self.log_sd.view(1, k, c, 1)
+        if self.cond is not None:
+            d_mean, d_log_sd = self.cond(cond).view(b, k, 2 * c, 1).chunk(2, dim=2)
+            mean, log_sd = mean + d_mean, log_sd + d_log_sd
         return mean, log_sd
 
 
@@ -130,22 +161,23 @@ class FloWaveNet(Prior):
     name = "flowavenet"
 
     def __init__(self, num_sources: int = 1, blocks: int = 4, flows: int = 6, layers: int = 10,
-                 width: int = 32, kernel_size: int = 3, split_every: int = 2):
-        super().__init__(num_sources, blocks=blocks, flows=flows, layers=layers, width=width,
-                         kernel_size=kernel_size, split_every=split_every)
+                 width: int = 32, kernel_size: int = 3, split_every: int = 2, noise_conditional: bool = False,
+                 cond_features: int = 16):
+        super().__init__(num_sources, noise_conditional, cond_features, blocks=blocks, flows=flows, layers=layers,
+                         width=width, kernel_size=kernel_size, split_every=split_every)
         k, channels = num_sources, 1
+        e = cond_features if noise_conditional else 0
         self.blocks = nn.ModuleList()
         self.split_priors = nn.ModuleDict()
         for index in range(blocks):
             channels *= 2
             self.blocks.append(nn.ModuleList(
-                nn.ModuleList([ActNorm(channels, k), AffineCoupling(channels, width, layers, kernel_size, k)])
+                nn.ModuleList([ActNorm(channels, k), AffineCoupling(channels, width, layers, kernel_size, k, e)])
                 for _ in range(flows)))
             if (index + 1) % split_every == 0 and index < blocks - 1:
-                self.split_priors[str(index)] = SplitPrior(channels, k)
+                self.split_priors[str(index)] = SplitPrior(channels, k, e)
                 channels //= 2
-        self.top_mean = nn.Parameter(torch.zeros(k * channels))
-        self.top_log_sd = nn.Parameter(torch.zeros(k * channels))
+        self.top = TopPrior(channels, k, e)
         self.length_multiple = 2**blocks
 
     def _check_length(self, t: int) -> None:
@@ -153,10 +185,11 @@ class FloWaveNet(Prior):
             raise ValueError(f"FloWaveNet with {len(self.blocks)} blocks needs a clip length divisible by "
                              f"{self.length_multiple}, got {t}")
 
-    def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def encode(self, x: torch.Tensor, sigma=None) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """x: [B, K, T] -> (latents [B, K, C_i, T_i] in split order, log|det J| [B, K], Σ log p(latents) [B, K])."""
         self.check_input(x)
         self._check_length(x.shape[-1])
+        cond = self.condition(x, sigma)
         h = x.unsqueeze(2)
         logdet = x.new_zeros(x.shape[:2])
         log_pz = x.new_zeros(x.shape[:2])
@@ -165,26 +198,22 @@ class FloWaveNet(Prior):
             h = squeeze(h)
             for actnorm, coupling in block:
                 h, ld_norm = actnorm(h)
-                h, ld_coupling = coupling(h)
+                h, ld_coupling = coupling(h, cond)
                 h = swap_halves(h)
                 logdet = logdet + ld_norm + ld_coupling
             if str(index) in self.split_priors:
                 h, z = h.chunk(2, dim=2)
-                log_pz = log_pz + gaussian_log_prob(z, *self.split_priors[str(index)](h))
+                log_pz = log_pz + gaussian_log_prob(z, *self.split_priors[str(index)](h, cond))
                 latents.append(z)
-        log_pz = log_pz + gaussian_log_prob(h, *self._top_params(h))
+        log_pz = log_pz + gaussian_log_prob(h, *self.top(h.shape, cond))
         latents.append(h)
         return latents, logdet, log_pz
 
-    def _top_params(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (1, h.shape[1], h.shape[2], 1)
-        return self.top_mean.view(shape), self.top_log_sd.view(shape)
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        _, logdet, log_pz = self.encode(x)
+    def log_prob(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
+        _, logdet, log_pz = self.encode(x, sigma)
         return log_pz + logdet
 
-    def decode(self, top: torch.Tensor, split_latent) -> torch.Tensor:
+    def decode(self, top: torch.Tensor, split_latent, cond=None) -> torch.Tensor:
         """Run the flow backwards from the top latent. ``split_latent(index, kept)`` returns the latent that
         left at split ``index`` (given the channels that stayed). Returns x: [B, K, T]."""
         h = top
@@ -192,26 +221,37 @@ class FloWaveNet(Prior):
             if str(index) in self.split_priors:
                 h = torch.cat([h, split_latent(index, h)], dim=2)
             for actnorm, coupling in reversed(self.blocks[index]):
-                h = actnorm.inverse(coupling.inverse(swap_halves(h)))
+                h = actnorm.inverse(coupling.inverse(swap_halves(h), cond))
             h = unsqueeze(h)
         return h.squeeze(2)
 
-    def inverse(self, latents: list[torch.Tensor]) -> torch.Tensor:
+    def inverse(self, latents: list[torch.Tensor], sigma=None) -> torch.Tensor:
         """Exact inverse of :meth:`encode`'s latents."""
         splits = dict(zip(sorted(map(int, self.split_priors)), latents[:-1]))
-        return self.decode(latents[-1], lambda index, kept: splits[index])
+        cond = self.condition(latents[-1].new_empty(latents[-1].shape[:2]), sigma)
+        return self.decode(latents[-1], lambda index, kept: splits[index], cond)
 
     @torch.no_grad()
-    def sample(self, n: int, length: int, temperature: float = 1.0) -> torch.Tensor:
+    def sample(self, n: int, length: int, temperature: float = 1.0, sigma=None) -> torch.Tensor:
         """Draw n clips of ``length`` samples from every source prior: [n, K, length]."""
         self._check_length(length)
-        channels = self.top_mean.numel() // self.num_sources
+        channels = self.top.mean.numel() // self.num_sources
         shape = (n, self.num_sources, channels, length // self.length_multiple)
-        mean, log_sd = self._top_params(torch.empty(shape))
+        cond = self.condition(self.top.mean.new_empty(shape[:2]), sigma)
+        mean, log_sd = self.top(shape, cond)
         top = mean + temperature * torch.exp(log_sd) * torch.randn(shape, device=mean.device)
 
         def split_latent(index: int, kept: torch.Tensor) -> torch.Tensor:
-            mean, log_sd = self.split_priors[str(index)](kept)
+            mean, log_sd = self.split_priors[str(index)](kept, cond)
             return mean + temperature * torch.exp(log_sd) * torch.randn_like(mean)
 
-        return self.decode(top, split_latent)
+        return self.decode(top, split_latent, cond)
+
+
+class FloWaveNetNC(FloWaveNet):
+    """σ-conditional FloWaveNet: log_prob(x, σ) is the exact density of σ-noised audio at every σ."""
+
+    name = "flowavenet_nc"
+
+    def __init__(self, *args, noise_conditional: bool = True, **kwargs):
+        super().__init__(*args, noise_conditional=True, **kwargs)

@@ -51,11 +51,14 @@ class WaveNetStack(nn.Module):
         groups: number of sources K modelled side by side.
         causal: left padding only (autoregressive) instead of symmetric padding.
         zero_init_out: start the output layer at zero (flows start as the identity).
-    Shapes: [B, K * c_in, T] -> [B, K * c_out, T].
+        cond_channels: features per source of a global conditioning vector (e.g. the noise level), added
+            to every layer's pre-activation as in WaveNet's global conditioning; 0 = unconditional.
+    Shapes: [B, K * c_in, T] (+ cond [B, K * cond_channels, 1]) -> [B, K * c_out, T].
     """
 
     def __init__(self, c_in: int, c_out: int, width: int, layers: int, stacks: int = 1,
-                 kernel_size: int = 3, groups: int = 1, causal: bool = False, zero_init_out: bool = False):
+                 kernel_size: int = 3, groups: int = 1, causal: bool = False, zero_init_out: bool = False,
+                 cond_channels: int = 0):
         super().__init__()
         self.groups = groups
         k = groups
@@ -68,6 +71,8 @@ class WaveNetStack(nn.Module):
                 self.dilated.append(DilatedConv(k * width, k * 2 * width, kernel_size, 2**i, k, causal))
                 self.residual.append(nn.Conv1d(k * width, k * width, 1, groups=k))
                 self.skip.append(nn.Conv1d(k * width, k * width, 1, groups=k))
+        self.cond = nn.ModuleList(nn.Conv1d(k * cond_channels, k * 2 * width, 1, groups=k)
+                                  for _ in self.dilated) if cond_channels else None
         self.post = nn.Conv1d(k * width, k * width, 1, groups=k)
         self.out = nn.Conv1d(k * width, k * c_out, 1, groups=k)
         if zero_init_out:
@@ -78,11 +83,16 @@ class WaveNetStack(nn.Module):
     def receptive_field(self) -> int:
         return 1 + sum(conv.dilation[0] * (conv.kernel_size[0] - 1) for conv in self.dilated)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if (cond is None) != (self.cond is None):
+            raise ValueError("a conditional stack needs cond, an unconditional one takes none")
         h = self.front(x)
         skips = 0
-        for dilated, residual, skip in zip(self.dilated, self.residual, self.skip):
-            z = gated(dilated(h), self.groups)
+        for i, (dilated, residual, skip) in enumerate(zip(self.dilated, self.residual, self.skip)):
+            pre = dilated(h)
+            if cond is not None:
+                pre = pre + self.cond[i](cond)  # [B, K·2W, 1] broadcast over time
+            z = gated(pre, self.groups)
             h = h + residual(z)
             skips = skips + skip(z)
         return self.out(F.relu(self.post(F.relu(skips))))

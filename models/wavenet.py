@@ -45,10 +45,11 @@ class WaveNet(Prior):
 
     def __init__(self, num_sources: int = 1, stacks: int = 3, layers: int = 10, width: int = 64,
                  kernel_size: int = 2, head: str = "logistic", mixtures: int = 10, support: str = "real",
-                 min_log_scale: float = -9.0, quantization_channels: int = 256):
-        super().__init__(num_sources, stacks=stacks, layers=layers, width=width, kernel_size=kernel_size,
-                         head=head, mixtures=mixtures, support=support, min_log_scale=min_log_scale,
-                         quantization_channels=quantization_channels)
+                 min_log_scale: float = -9.0, quantization_channels: int = 256, noise_conditional: bool = False,
+                 cond_features: int = 16):
+        super().__init__(num_sources, noise_conditional, cond_features, stacks=stacks, layers=layers, width=width,
+                         kernel_size=kernel_size, head=head, mixtures=mixtures, support=support,
+                         min_log_scale=min_log_scale, quantization_channels=quantization_channels)
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if support not in SUPPORTS:
@@ -57,7 +58,8 @@ class WaveNet(Prior):
         self.min_log_scale = min_log_scale
         self.bins = quantization_channels
         out = 3 * mixtures if head == "logistic" else quantization_channels
-        self.net = WaveNetStack(1, out, width, layers, stacks, kernel_size, num_sources, causal=True)
+        self.net = WaveNetStack(1, out, width, layers, stacks, kernel_size, num_sources, causal=True,
+                                cond_channels=cond_features if noise_conditional else 0)
         if head == "mulaw":
             # Bin edges in x: μ-law decoding of the half-integer bin boundaries, clipped to [-1, 1].
             edges = AF.mu_law_decoding(torch.arange(quantization_channels + 1) - 0.5, quantization_channels)
@@ -67,25 +69,25 @@ class WaveNet(Prior):
     def receptive_field(self) -> int:
         return self.net.receptive_field
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """Distribution parameters for every position from strictly earlier samples.
 
         x: [B, K, T] -> [B, K, P, T], P = 3·mixtures (logit, mean, log-scale) or the number of μ-law bins.
         """
         self.check_input(x)
         shifted = F.pad(x, (1, -1))  # position t sees x_{<t} only
-        out = self.net(shifted)
+        out = self.net(shifted, self.condition(x, sigma))
         return out.view(x.shape[0], self.num_sources, -1, x.shape[-1])
 
-    def log_prob_per_position(self, x: torch.Tensor) -> torch.Tensor:
+    def log_prob_per_position(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """log p(x_t | x_<t) in nats. [B, K, T] -> [B, K, T]."""
-        params = self.predict(x)
+        params = self.predict(x, sigma)
         if self.head == "mulaw":
             return self._mulaw_log_density(params, x)
         return self._logistic_log_density(params, x)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        return self.log_prob_per_position(x).sum(-1)
+    def log_prob(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
+        return self.log_prob_per_position(x, sigma).sum(-1)
 
     def _logistic_components(self, params: torch.Tensor):
         logits, means, log_scales = params.chunk(3, dim=2)
@@ -111,8 +113,17 @@ class WaveNet(Prior):
         """μ-law bin index of every sample (inputs outside [-1, 1] fall into the edge bins)."""
         return AF.mu_law_encoding(x.clamp(-1, 1), self.bins).long()
 
-    def bin_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+    def bin_log_probs(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """μ-law head only: log-probabilities of every bin at every position. -> [B, K, bins, T]."""
         if self.head != "mulaw":
             raise ValueError("bin_log_probs is defined for the mulaw head only")
-        return F.log_softmax(self.predict(x), dim=2)
+        return F.log_softmax(self.predict(x, sigma), dim=2)
+
+
+class WaveNetNC(WaveNet):
+    """σ-conditional WaveNet: log_prob(x, σ) is the exact density of σ-noised audio at every σ."""
+
+    name = "wavenet_nc"
+
+    def __init__(self, *args, noise_conditional: bool = True, **kwargs):
+        super().__init__(*args, noise_conditional=True, **kwargs)

@@ -57,12 +57,26 @@ class PriorConfig(Section):
         return self
 
 
+def geometric_ladder(high: float = 1.0, low: float = 0.01, levels: int = 10) -> list[float]:
+    """σ_i from high down to low, geometrically spaced (science.md §5: 1.0, 0.599, …, 0.017, 0.01)."""
+    return [high * (low / high) ** (i / (levels - 1)) for i in range(levels)]
+
+
 class NoiseConfig(Section):
-    """Training noise: x + σ·ε (``fixed``) or x + σ·u·ε with u ~ U(0, 1) per crop (``uniform``, the paper's)."""
+    """Training noise: x + σ·ε (``fixed``) or x + σ·u·ε with u ~ U(0, 1) per crop (``uniform``, the paper's).
+
+    Noise-conditional priors instead draw σ per clip and source, either from the study ladder's levels
+    ≤ ``sigma`` (``schedule.ladder``; ``levels: ladder``) or log-uniformly between the lowest ladder level and ``sigma`` (``loguniform``), and
+    are told the σ they see. ``weighting`` sets how clips at different σ count in the loss: ``uniform``
+    (plain mean of nats per sample) or ``sigma_squared`` (weights σ²/mean σ², emphasising large σ as
+    denoising score matching does).
+    """
 
     sigma: float = Field(0.0, ge=0)
     mode: Literal["fixed", "uniform"] = "fixed"
     clip: bool = False  # clip the noisy clip to [-1, 1] (the paper did)
+    levels: Literal["ladder", "loguniform"] = "ladder"
+    weighting: Literal["uniform", "sigma_squared"] = "uniform"
 
 
 class TrainingConfig(Section):
@@ -73,6 +87,7 @@ class TrainingConfig(Section):
     lr_decay: float = Field(0.6, gt=0, le=1)
     milestones: list[float] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])  # fractions of steps
     grad_clip: float | None = Field(1.0, gt=0)  # per-source gradient-norm clipping
+    hybrid_lambda: float = Field(0.0, ge=0)  # weight of the discriminative cross-entropy term (0 = pure ML)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     seed: int = 0
     log_every: int = Field(100, ge=1)
@@ -83,11 +98,6 @@ class TrainingConfig(Section):
         if any(not 0 < m < 1 for m in self.milestones):
             raise ValueError("training.milestones are fractions of the steps, each in (0, 1)")
         return self
-
-
-def geometric_ladder(high: float = 1.0, low: float = 0.01, levels: int = 10) -> list[float]:
-    """σ_i from high down to low, geometrically spaced (science.md §5: 1.0, 0.599, …, 0.017, 0.01)."""
-    return [high * (low / high) ** (i / (levels - 1)) for i in range(levels)]
 
 
 class ScheduleConfig(Section):
@@ -114,6 +124,10 @@ class EvaluationConfig(Section):
     batch_size: int | None = Field(None, ge=1)
     noise_levels: list[float] = Field(default_factory=lambda: [0.001, 0.01, 0.05, 0.1])
     seed: int = 1234  # seed of the test noise, identical for every prior
+    # Train a background prior on all sources pooled (same architecture, background_steps, default
+    # training.steps) and report auroc_ratio, the likelihood ratio against it (Ren et al. 2019).
+    background: bool = False
+    background_steps: int | None = Field(None, ge=1)
 
 
 class SeparationConfig(Section):

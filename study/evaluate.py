@@ -5,8 +5,8 @@ import torch
 
 from models import Prior
 from study.metrics import (bits_per_sample, cross_likelihood, discrimination_metrics, in_class, level_name,
-                           logp_drop)
-from study.ood import complexity_corrected
+                           logp_drop, per_source_auroc)
+from study.ood import likelihood_ratio
 from study.runtime import autocast
 
 
@@ -23,11 +23,12 @@ def auto_batch_size(length: int, device) -> int:
 
 
 @torch.inference_mode()
-def log_likelihoods(prior: Prior, clips: torch.Tensor, batch_size: int | None, device) -> torch.Tensor:
+def log_likelihoods(prior: Prior, clips: torch.Tensor, batch_size: int | None, device, sigma=None) -> torch.Tensor:
     """Per-sample log p of every prior on every clip of every source.
 
     clips: [N, K, T] (clip n of source j is ``clips[n, j]``) -> [N, K_prior, K_source].
     Each source's clips are broadcast to all K grouped priors, so one pass scores them under every prior.
+    ``sigma``: the noise level a noise-conditional prior is told (unconditional priors ignore it).
     """
     prior.eval()
     n, k, t = clips.shape
@@ -38,7 +39,21 @@ def log_likelihoods(prior: Prior, clips: torch.Tensor, batch_size: int | None, d
         for j in range(k):
             x = chunk[:, j:j + 1].expand(-1, k, -1)
             with autocast(device):
-                out[start:start + batch_size, :, j] = (prior.log_prob(x).float() / t).cpu()
+                out[start:start + batch_size, :, j] = (prior.log_prob(x, sigma).float() / t).cpu()
+    return out
+
+
+@torch.inference_mode()
+def single_prior_log_likelihood(prior: Prior, clips: torch.Tensor, batch_size: int | None, device) -> torch.Tensor:
+    """Per-sample log p of a one-source prior on every clip of every source: [N, K, T] -> [N, K]."""
+    prior.eval()
+    n, k, t = clips.shape
+    batch_size = batch_size or auto_batch_size(t, device)
+    out = torch.empty(n, k)
+    for start in range(0, n, batch_size):
+        chunk = clips[start:start + batch_size].to(device)
+        for j in range(k):
+            out[start:start + batch_size, j] = (prior.log_prob(chunk[:, j:j + 1], 0.0).float() / t).cpu()[:, 0]
     return out
 
 
@@ -57,28 +72,43 @@ def check_finite(loglik: torch.Tensor, sources, what: str) -> None:
 
 
 def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, noise_levels, batch_size: int | None, device,
-                   seed: int, compressor: torch.Tensor | None = None) -> tuple[dict[str, float], dict]:
+                   seed: int, compressor: torch.Tensor | None = None, matched_levels=(),
+                   background: torch.Tensor | None = None) -> tuple[dict[str, float], dict]:
     """Metrics (science.md §6) plus the tables behind the plots.
 
     ``compressor``: log p_FLAC per sample of the clean clips, [N, K] (study.ood.flac_log_density); when
     given, ``auroc_complexity`` ranks clips by log p_k − log p_FLAC instead of raw log p_k.
+    ``background``: log p per sample of the clean clips under a background prior, [N, K]; when given,
+    ``auroc_ratio`` ranks clips by log p_k − log p_background.
+    A noise-conditional prior is told the true σ everywhere (clean clips: σ = 0; ``auroc@σ``: matched)
+    and also reports ``auroc_matched`` / ``auroc_matched_min``: the mean and minimum of matched AUROC
+    over ``matched_levels`` (the ladder levels it was trained on).
 
     Returns (metrics, tables) with tables["cross_likelihood"]: [K, K] mean log p (rows prior, columns
     source) and tables["noise_curve"]: list of (σ, in-class [K], out-of-class [K]) mean log p per prior.
     """
-    clean = log_likelihoods(prior, clips, batch_size, device)
+    conditional = prior.noise_conditional
+    clean = log_likelihoods(prior, clips, batch_size, device, 0.0 if conditional else None)
     check_finite(clean, sources, "clean clips")
     metrics = {**discrimination_metrics(clean, sources), **bits_per_sample(clean, sources)}
     if compressor is not None:
-        metrics.update(discrimination_metrics(complexity_corrected(clean, compressor), sources,
+        metrics.update(discrimination_metrics(likelihood_ratio(clean, compressor), sources,
                                               name="auroc_complexity"))
+    if background is not None:
+        metrics.update(discrimination_metrics(likelihood_ratio(clean, background), sources, name="auroc_ratio"))
     curve = [(0.0, *in_and_out_of_class(clean))]
     for sigma in noise_levels:
-        scores = log_likelihoods(prior, noisy(clips, sigma, seed), batch_size, device)
+        scores = log_likelihoods(prior, noisy(clips, sigma, seed), batch_size, device,
+                                 sigma if conditional else None)
         check_finite(scores, sources, f"clips with σ={sigma:g} noise")
         metrics.update(discrimination_metrics(scores, sources, suffix=f"@{level_name(sigma)}"))
         metrics[f"logp_drop@{level_name(sigma)}"] = logp_drop(clean, scores)
         curve.append((sigma, *in_and_out_of_class(scores)))
+    if conditional and matched_levels:
+        matched = [per_source_auroc(log_likelihoods(prior, noisy(clips, level, seed), batch_size, device, level)).mean()
+                   for level in matched_levels]
+        metrics["auroc_matched"] = torch.stack(matched).mean().item()
+        metrics["auroc_matched_min"] = torch.stack(matched).min().item()
     return metrics, {"cross_likelihood": cross_likelihood(clean), "noise_curve": curve}
 
 

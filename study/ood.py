@@ -6,6 +6,10 @@ coder: score_k(x) = log p_k(x) − log p_FLAC(x), where log p_FLAC(x) = −L(x)�
 that the FLAC code length L(x) (bits, 16-bit PCM, encoded with soundfile) implies for a clip of T samples
 on the quantisation grid Δ = 2/2¹⁶. A clip scores high when the prior explains it better than a compressor,
 which simple clips no longer do for free.
+
+The background score (after Ren et al. 2019) is the same kind of ratio against a *background prior*: one
+prior of the same architecture trained on the clips of all sources pooled, which captures what is generic
+to the data (level, spectral slope) but not what tells the sources apart.
 """
 from __future__ import annotations
 
@@ -34,6 +38,20 @@ def flac_log_density(clips: torch.Tensor, sample_rate: int) -> torch.Tensor:
     return (-(bits * math.log(2)) / t - math.log(PCM_STEP)).view(n, k).float()
 
 
-def complexity_corrected(loglik: torch.Tensor, compressor: torch.Tensor) -> torch.Tensor:
-    """log p_k(x) − log p_FLAC(x) per sample. loglik: [N, K_prior, K_source]; compressor: [N, K_source]."""
-    return loglik - compressor.unsqueeze(1)
+def likelihood_ratio(loglik: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """log p_k(x) − log p_ref(x) per sample. loglik: [N, K_prior, K_source]; reference: [N, K_source]."""
+    return loglik - reference.unsqueeze(1)
+
+
+class PooledSources:
+    """A clip source whose one "source" draws each training clip from a random source of ``data``."""
+
+    sources = ("pooled",)
+
+    def __init__(self, data):
+        self.data = data
+
+    def training_batch(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        clips = self.data.training_batch(generator, batch_size)  # [B, K, T]
+        pick = torch.randint(clips.shape[1], (batch_size,), generator=generator)
+        return clips[torch.arange(batch_size), pick].unsqueeze(1)

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
-from models import Prior, build_prior, prior_checkpoint, prior_from_checkpoint
-from study.config import DataConfig, NoiseConfig, PriorConfig, TrainingConfig
+from models import PRIORS, Prior, build_prior, prior_checkpoint
+from study.config import DataConfig, NoiseConfig, PriorConfig, TrainingConfig, geometric_ladder
 from study.data import build_clips
 from study.runtime import autocast, pick_device
 
@@ -50,6 +51,56 @@ def add_training_noise(x: torch.Tensor, noise: NoiseConfig, generator: torch.Gen
     scale = noise.sigma if noise.mode == "fixed" else noise.sigma * torch.rand(*x.shape[:2], 1, generator=generator)
     noisy = x + scale * eps
     return noisy.clamp(-1, 1) if noise.clip else noisy
+
+
+def draw_sigmas(noise: NoiseConfig, ladder, shape, generator: torch.Generator) -> torch.Tensor:
+    """Per clip and source noise levels for a noise-conditional prior: [B, K] (zeros when noise.sigma = 0)."""
+    if noise.sigma == 0:
+        return torch.zeros(shape)
+    levels = sorted(level for level in ladder if level <= noise.sigma * (1 + 1e-6)) or [noise.sigma]
+    if noise.levels == "ladder":
+        return torch.tensor(levels)[torch.randint(len(levels), shape, generator=generator)]
+    low, high = math.log(levels[0]), math.log(noise.sigma)
+    return torch.exp(low + (high - low) * torch.rand(shape, generator=generator))
+
+
+def add_conditional_noise(x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseConfig,
+                          generator: torch.Generator) -> torch.Tensor:
+    noisy = x + sigmas.unsqueeze(-1) * torch.randn(x.shape, generator=generator)
+    return noisy.clamp(-1, 1) if noise.clip else noisy
+
+
+def cross_log_likelihood(prior: Prior, x: torch.Tensor, sigma=None) -> torch.Tensor:
+    """Per-sample log p of every prior on every source's clip: [B, K, T] -> [B, K_prior, K_source]."""
+    k = x.shape[1]
+    columns = []
+    for j in range(k):
+        level = None if sigma is None else sigma[:, j:j + 1].expand(-1, k)
+        columns.append(prior.log_prob_per_sample(x[:, j:j + 1].expand(-1, k, -1), level))
+    return torch.stack(columns, dim=2)
+
+
+def training_loss(prior: Prior, x: torch.Tensor, sigma, cfg: TrainingConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, per-source NLL in nats/sample [K]).
+
+    Maximum likelihood: Σ_k mean_b NLL_k (σ-weighted for noise-conditional priors when asked). With
+    ``hybrid_lambda`` λ > 0, add λ·Σ_k CE_k, the cross-entropy of classifying source k's clip by which
+    prior explains it best (the K priors' per-sample log-likelihoods as logits).
+    """
+    if cfg.hybrid_lambda > 0:
+        loglik = cross_log_likelihood(prior, x, sigma).float()
+        nll = -loglik.diagonal(dim1=1, dim2=2)
+    else:
+        loglik, nll = None, prior.nll_per_sample(x, sigma).float()
+    weights = torch.ones_like(nll)
+    if sigma is not None and cfg.noise.weighting == "sigma_squared" and sigma.pow(2).mean() > 0:
+        weights = (sigma.pow(2) / sigma.pow(2).mean()).to(nll)
+    per_source = nll.mean(0)
+    loss = (weights * nll).mean(0).sum()
+    if loglik is not None:
+        targets = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)  # clip j is source j
+        loss = loss + cfg.hybrid_lambda * F.cross_entropy(loglik, targets, reduction="none").mean(0).sum()
+    return loss, per_source
 
 
 def clip_grad_per_source(prior: Prior, max_norm: float) -> torch.Tensor:
@@ -84,13 +135,16 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = None, device: torch.device | None = None,
-          log: Callable[[str], None] = print, resume: bool = True) -> TrainingResult:
+          log: Callable[[str], None] = print, resume: bool = True, ladder=None) -> TrainingResult:
     """Train ``prior`` (all sources at once) on crops from ``data`` (a clip source of matching K).
+
+    ``ladder``: the noise levels a noise-conditional prior trains on (default: the geometric 1.0 → 0.01).
 
     Resumes from ``checkpoint`` when it exists (model, optimiser, schedule and step); saves to it every
     ``cfg.checkpoint_every`` steps and at the end. Raises :class:`TrainingError` on a non-finite loss.
     """
     device = device or pick_device()
+    ladder = ladder or geometric_ladder()
     prior.to(device).train()
     optimizer, scheduler = make_optimizer(prior, cfg)
     start = 0
@@ -105,10 +159,17 @@ def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = Non
     history, t0, window_t, window_steps = [], time.perf_counter(), time.perf_counter(), 0
     for step in range(start, cfg.steps):
         clean = data.training_batch(step_generator(cfg.seed, step, 0), cfg.batch_size)
-        x = add_training_noise(clean, cfg.noise, step_generator(cfg.seed, step, 1)).to(device, non_blocking=True)
+        noise_rng = step_generator(cfg.seed, step, 1)
+        sigma = None
+        if prior.noise_conditional:
+            sigma = draw_sigmas(cfg.noise, ladder, clean.shape[:2], noise_rng)
+            x = add_conditional_noise(clean, sigma, cfg.noise, noise_rng)
+            sigma = sigma.to(device)
+        else:
+            x = add_training_noise(clean, cfg.noise, noise_rng)
+        x = x.to(device, non_blocking=True)
         with autocast(device):
-            nll = prior.nll_per_sample(x).float().mean(0)  # [K]
-        loss = nll.sum()
+            loss, nll = training_loss(prior, x, sigma, cfg)
         if not torch.isfinite(loss):
             bad = [names[k] for k in range(len(names)) if not torch.isfinite(nll[k])]
             raise TrainingError(f"non-finite training loss at step {step} for source(s) {bad}: "
@@ -146,13 +207,13 @@ def held_out_bits(prior: Prior, clips: torch.Tensor, batch_size: int = 16, devic
     for chunk in clips.split(batch_size):
         for j in range(k):  # score source j's clips under every prior at once
             x = chunk[:, j : j + 1].expand(-1, k, -1).to(device)
-            total[:, j] += prior.bits_per_sample(x).double().sum(0).cpu()
+            total[:, j] += prior.bits_per_sample(x, 0.0).double().sum(0).cpu()  # clean (σ = 0)
     return total / clips.shape[0]
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Train the per-source priors of one architecture on one data set.")
-    parser.add_argument("--prior", default="wavenet", choices=["flowavenet", "wavenet"])
+    parser.add_argument("--prior", default="wavenet", choices=sorted(PRIORS))
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--data", default="toy", choices=["toy", "stems"])
     parser.add_argument("--root", type=Path, help="stems root (for --data stems)")

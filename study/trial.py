@@ -25,9 +25,9 @@ from models import Prior, build_prior, load_prior, save_prior
 from study.config import TrialConfig
 from study.configio import ConfigError, load_config
 from study.data import build_clips, mix
-from study.evaluate import evaluate_prior
+from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.metrics import level_name, separation_metrics
-from study.ood import flac_log_density
+from study.ood import PooledSources, flac_log_density
 from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_curve, write_audio_examples,
                          write_matrix_csv)
 from study.runtime import pick_device
@@ -66,12 +66,22 @@ def plan_stages(cfg: TrialConfig) -> list[Stage]:
     return stages
 
 
-def separation_levels(stages: list[Stage], cfg) -> list[tuple[float, int]]:
-    """(σ, stage index) in decreasing σ: each stage's prior serves at its own σ, a clean one at the floor."""
+def separation_levels(stages: list[Stage], cfg, ladder=None) -> list[tuple[float, int]]:
+    """(σ, stage index) in decreasing σ, entered at ``cfg.start_sigma`` when given.
+
+    Unconditional priors: each stage's prior serves at its own σ (a clean one at ``floor_sigma``). With
+    ``ladder`` (a noise-conditional prior), the last stage's prior serves every ladder level up to its σ.
+    """
     levels = {}
-    for stage in stages:
-        levels.setdefault(max(stage.sigma, cfg.floor_sigma), stage.index)
-    ordered = sorted(levels.items(), reverse=True)
+    if ladder is not None:
+        last = stages[-1]
+        for sigma in ladder:
+            if sigma <= max(last.sigma, cfg.floor_sigma) * (1 + 1e-6):
+                levels[sigma] = last.index
+    else:
+        for stage in stages:
+            levels.setdefault(max(stage.sigma, cfg.floor_sigma), stage.index)
+    ordered = sorted(levels.items(), reverse=True) or [(cfg.floor_sigma, stages[-1].index)]
     if cfg.start_sigma is not None:
         entered = [(s, i) for s, i in ordered if s <= cfg.start_sigma * (1 + 1e-6)]
         ordered = entered or ordered[-1:]
@@ -101,8 +111,8 @@ def _stage_prior(cfg: TrialConfig, stage: Stage, out_dir: Path, num_sources: int
     return build_prior(cfg.prior.name, cfg.prior.preset, num_sources=num_sources, **cfg.prior.hparams)
 
 
-def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_clips, compressor, device,
-              log) -> tuple[dict, Prior]:
+def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_clips, device, log,
+              compressor=None, background=None) -> tuple[dict, Prior]:
     folder = out_dir / f"stage{stage.index}"
     folder.mkdir(exist_ok=True)
     sources = train_clips.sources
@@ -112,12 +122,15 @@ def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_c
         "noise": cfg.training.noise.model_copy(update={"sigma": stage.sigma})})
     log(f"--- stage {stage.index}: σ={stage.sigma:g}, {stage.steps} steps, "
         f"{'from stage %d' % stage.init_from if stage.init_from is not None else 'from scratch'}")
-    trained = train(prior, train_clips, training, checkpoint=folder / "train.pt", device=device, log=log)
+    trained = train(prior, train_clips, training, checkpoint=folder / "train.pt", device=device, log=log,
+                    ladder=cfg.schedule.ladder)
     save_prior(prior.cpu(), folder / "prior.pt")
     prior.to(device)
     t0 = time.perf_counter()
+    matched = [level for level in cfg.schedule.ladder if level <= stage.sigma * (1 + 1e-6)]
     metrics, tables = evaluate_prior(prior, eval_clips, sources, cfg.evaluation.noise_levels,
-                                     cfg.evaluation.batch_size, device, cfg.evaluation.seed, compressor)
+                                     cfg.evaluation.batch_size, device, cfg.evaluation.seed, compressor, matched,
+                                     background)
     title = f"{cfg.prior.name}, stage {stage.index} (trained at σ={stage.sigma:g})"
     write_matrix_csv(folder / "cross_likelihood.csv", tables["cross_likelihood"], sources)
     plot_cross_likelihood(folder / "cross_likelihood.png", tables["cross_likelihood"], sources,
@@ -128,11 +141,33 @@ def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_c
     return metrics, prior
 
 
+def background_scores(cfg: TrialConfig, out_dir: Path, train_clips, eval_clips, device, log) -> torch.Tensor:
+    """Train (or reload) the background prior on all sources pooled; its log p per sample of the
+    evaluation clips, [N, K]."""
+    folder = out_dir / "background"
+    folder.mkdir(exist_ok=True)
+    if (folder / "prior.pt").is_file():
+        prior = load_prior(folder / "prior.pt").to(device)
+    else:
+        torch.manual_seed(cfg.training.seed)
+        prior = build_prior(cfg.prior.name, cfg.prior.preset, num_sources=1, **cfg.prior.hparams)
+        steps = cfg.evaluation.background_steps or cfg.training.steps
+        log(f"--- background prior: {cfg.prior.name} on all sources pooled, {steps} clean steps")
+        training = cfg.training.model_copy(update={"steps": steps,
+                                                   "noise": cfg.training.noise.model_copy(update={"sigma": 0.0})})
+        train(prior, PooledSources(train_clips), training, checkpoint=folder / "train.pt", device=device, log=log)
+        save_prior(prior.cpu(), folder / "prior.pt")
+        prior.to(device)
+    return single_prior_log_likelihood(prior, eval_clips, cfg.evaluation.batch_size, device)
+
+
 def separate(cfg: TrialConfig, stages: list[Stage], out_dir: Path, priors: dict[int, Prior], sources,
              sample_rate: int, device, log) -> dict:
     """Annealed Langevin over the stage priors on fixed test mixtures; scores, WAVs and a per-level trace."""
     sep = cfg.separation
-    levels = separation_levels(stages, sep)
+    last_prior = priors.get(stages[-1].index) or load_prior(out_dir / f"stage{stages[-1].index}" / "prior.pt")
+    conditional = last_prior.noise_conditional
+    levels = separation_levels(stages, sep, cfg.schedule.ladder if conditional else None)
     clips = build_clips(cfg.data, "test", sep.length, max_eval_crops=sep.mixtures)
     references = clips.clips(range(min(sep.mixtures, len(clips))))
     mixtures = mix(references)
@@ -147,7 +182,8 @@ def separate(cfg: TrialConfig, stages: list[Stage], out_dir: Path, priors: dict[
         f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps, rule {sep.rule}, init {sep.init}")
     generator = torch.Generator(device=device).manual_seed(sep.seed)
     t0 = time.perf_counter()
-    result = annealed_langevin(lambda i, s: level_priors[i].score(s), mixtures.to(device),
+    sigmas = [s for s, _ in levels]
+    result = annealed_langevin(lambda i, s: level_priors[i].score(s, sigmas[i]), mixtures.to(device),
                                torch.full((k,), 1.0 / k), schedule, generator, keep_levels=True)
     wall = time.perf_counter() - t0
     metrics = {"separation_seconds": wall, "langevin_steps_per_s": result.steps / wall,
@@ -185,6 +221,8 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
     eval_clips = test.clips(range(min(cfg.evaluation.clips, len(test))))
     sources = train_clips.sources
     compressor = flac_log_density(eval_clips, test.sample_rate)  # the same for every stage and prior
+    background = background_scores(cfg, out_dir, train_clips, eval_clips, device, log) \
+        if cfg.evaluation.background else None
     priors: dict[int, Prior] = {}
     final = {}
     for stage in stages:
@@ -194,8 +232,8 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
             log(f"--- stage {stage.index}: already done, skipped")
             final = done
             continue
-        metrics, priors[stage.index] = run_stage(cfg, stage, out_dir, train_clips, eval_clips, compressor, device,
-                                                 log)
+        metrics, priors[stage.index] = run_stage(cfg, stage, out_dir, train_clips, eval_clips, device, log,
+                                                 compressor, background)
         metrics["step"] = sum(s.steps for s in stages[: stage.index + 1])
         if stage is stages[-1] and cfg.separation.enabled:
             metrics.update(separate(cfg, stages, out_dir, priors, sources, test.sample_rate, device, log))

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from study.metrics import per_source_auroc
-from study.ood import PCM_STEP, complexity_corrected, flac_bits, flac_log_density
+from study.ood import PCM_STEP, flac_bits, flac_log_density, likelihood_ratio
 
 
 def test_flac_code_length_tracks_complexity():
@@ -37,6 +37,6 @@ def test_corrected_score_fixes_the_silence_paradox():
     log_gauss = lambda x, s: (-0.5 * (x / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)).mean(-1)  # noqa
     loglik = torch.stack([log_gauss(clips, 0.4), log_gauss(clips, 0.001)], dim=1)  # [N, prior, source]
     raw = per_source_auroc(loglik)
-    corrected = per_source_auroc(complexity_corrected(loglik, compressor))
+    corrected = per_source_auroc(likelihood_ratio(loglik, compressor))
     assert raw[0] < 0.1  # the paradox: silence outscores the prior's own clips
     assert corrected[0] > 0.9

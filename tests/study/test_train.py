@@ -100,3 +100,44 @@ def test_training_noise_modes():
     clipped = add_training_noise(x + 0.9, NoiseConfig(sigma=0.5, clip=True), g())
     assert clipped.max() == 1.0 and clipped.min() >= -1.0
     assert torch.equal(add_training_noise(x, NoiseConfig(sigma=0.0), g()), x)
+
+
+def test_noise_conditional_training_learns_to_use_sigma():
+    """Trained over the ladder, the σ-conditional prior explains σ-noised clips better when told the right σ."""
+    from study.train import draw_sigmas
+
+    torch.manual_seed(0)
+    prior = build_prior("wavenet_nc", preset="tiny")
+    config = cfg(steps=250, crop=512, noise=NoiseConfig(sigma=0.36))
+    train(prior, ToyOscillators("train", 300, 512, sources=("sin",)), config, **QUIET)
+    clean = ToyOscillators("test", 32, 512, sources=("sin",), amplitude=1.0).clips(range(32))
+    noisy = clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(3))
+    prior.eval()
+    with torch.no_grad():
+        matched = prior.log_prob_per_sample(noisy, 0.2).mean().item()
+        mismatched = prior.log_prob_per_sample(noisy, 0.01).mean().item()
+    print(f"noisy σ=0.2 clips: told 0.2 -> {matched:.3f}, told 0.01 -> {mismatched:.3f} nats/sample")
+    assert matched > mismatched + 0.1
+    sigmas = draw_sigmas(NoiseConfig(sigma=0.1), [1.0, 0.359, 0.129, 0.046, 0.01], (500, 2),
+                         torch.Generator().manual_seed(0))
+    assert torch.allclose(sigmas.unique(), torch.tensor([0.01, 0.046]))  # only ladder levels ≤ σ
+    uniform = draw_sigmas(NoiseConfig(sigma=0.1, levels="loguniform"), [1.0, 0.01], (500, 2),
+                          torch.Generator().manual_seed(0))
+    assert uniform.min() >= 0.01 and uniform.max() <= 0.1 and len(uniform.unique()) > 100
+
+
+def test_hybrid_objective_adds_the_classification_cross_entropy():
+    from study.train import cross_log_likelihood, training_loss
+
+    torch.manual_seed(0)
+    prior = build_prior("wavenet", preset="tiny", num_sources=3)
+    x = torch.rand(4, 3, 128) * 2 - 1
+    plain, nll = training_loss(prior, x, None, cfg())
+    hybrid, nll_h = training_loss(prior, x, None, cfg(hybrid_lambda=0.5))
+    loglik = cross_log_likelihood(prior, x)
+    assert loglik.shape == (4, 3, 3)
+    assert torch.allclose(-loglik.diagonal(dim1=1, dim2=2).mean(0), nll, atol=1e-5)
+    # cross-entropy of "clip j comes from source j" with the priors' log-likelihoods as logits
+    ce = -(loglik.log_softmax(dim=1).diagonal(dim1=1, dim2=2)).mean(0).sum()
+    assert torch.allclose(hybrid, plain + 0.5 * ce, atol=1e-4)
+    train(prior, FixedClips(x, ("a", "b", "c")), cfg(steps=3, crop=128, batch_size=4, hybrid_lambda=1.0), **QUIET)

@@ -100,9 +100,9 @@ def test_nan_in_training_or_evaluation_fails_the_trial_with_a_reason(tmp_path, m
     real = WaveNet.log_prob
     calls = {"n": 0}
 
-    def nan_after_five(self, x):
+    def nan_after_five(self, x, sigma=None):
         calls["n"] += 1
-        out = real(self, x)
+        out = real(self, x, sigma)
         return out * float("nan") if calls["n"] > 5 else out
 
     monkeypatch.setattr(WaveNet, "log_prob", nan_after_five)
@@ -110,7 +110,8 @@ def test_nan_in_training_or_evaluation_fails_the_trial_with_a_reason(tmp_path, m
     with pytest.raises(TrainingError, match="non-finite training loss at step 5"):
         run_trial(cfg, tmp_path / "train", log=quiet)
 
-    monkeypatch.setattr(WaveNet, "log_prob", lambda self, x: real(self, x) * (float("nan") if not self.training else 1))
+    monkeypatch.setattr(WaveNet, "log_prob",
+                        lambda self, x, sigma=None: real(self, x, sigma) * (float("nan") if not self.training else 1))
     with pytest.raises(EvaluationError, match=r"non-finite log-likelihoods from prior\(s\) \['sin'"):
         run_trial(cfg, tmp_path / "eval", log=quiet)
 
@@ -126,3 +127,26 @@ def test_cli_rejects_bad_config_with_field_path(tmp_path):
                            "--set", "training.steps=5", "--set", "separation.mixturez=3"],
                           capture_output=True, text=True)
     assert typo.returncode == 2 and "separation.mixturez" in typo.stderr
+
+
+def test_noise_conditional_trial_reports_matched_auroc_and_separates_over_the_ladder(tmp_path):
+    ladder = [1.0, 0.359, 0.129, 0.046, 0.01]
+    cfg = tiny(prior={"name": "wavenet_nc", "preset": "tiny"}, training={"steps": 40},
+               schedule={"kind": "scratch", "sigma": 0.129, "ladder": ladder},
+               evaluation={"clips": 8, "noise_levels": [0.01, 0.129]})
+    final = run_trial(cfg, tmp_path, log=quiet)
+    assert 0 <= final["auroc_matched_min"] <= final["auroc_matched"] <= 1
+    assert final["separation_levels"] == 3  # ladder levels ≤ σ* = 0.129, one model told each σ
+    assert math.isfinite(final["si_sdr"]) and math.isfinite(final["auroc_complexity"])
+    assert separation_levels(plan_stages(cfg), cfg.separation, ladder) == [(0.129, 0), (0.046, 0), (0.01, 0)]
+    entered = tiny(separation={"start_sigma": 0.05}).separation
+    assert separation_levels(plan_stages(cfg), entered, ladder) == [(0.046, 0), (0.01, 0)]
+
+
+def test_background_prior_gives_a_likelihood_ratio_score(tmp_path):
+    cfg = tiny(training={"steps": 30}, schedule={"kind": "scratch", "sigma": 0.0},
+               evaluation={"clips": 8, "background": True, "background_steps": 20}, separation={"enabled": False})
+    final = run_trial(cfg, tmp_path, log=quiet)
+    assert 0 <= final["auroc_ratio"] <= 1 and "auroc_ratio/sin" in final
+    background = load_prior(tmp_path / "background" / "prior.pt")
+    assert background.num_sources == 1
