@@ -22,24 +22,36 @@ def auto_batch_size(length: int, device) -> int:
     return 64 if torch.device(device).type == "cuda" else max(1, SAMPLES_PER_PASS // length)
 
 
+def cross_log_likelihood(prior: Prior, x: torch.Tensor, sigma=None) -> torch.Tensor:
+    """Per-sample log p of every prior on every source's clip: [B, K, T] -> [B, K_prior, K_source].
+
+    Source j's clips are broadcast to all K grouped priors, so one pass scores them under every prior.
+    ``sigma`` (a number or [B, K], the σ of each clip) is what a noise-conditional prior is told.
+    """
+    b, k, _ = x.shape
+    sigma = None if sigma is None else torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(b, k)
+    columns = []
+    for j in range(k):
+        level = None if sigma is None else sigma[:, j:j + 1].expand(-1, k)
+        columns.append(prior.log_prob_per_sample(x[:, j:j + 1].expand(-1, k, -1), level))
+    return torch.stack(columns, dim=2)
+
+
 @torch.inference_mode()
 def log_likelihoods(prior: Prior, clips: torch.Tensor, batch_size: int | None, device, sigma=None) -> torch.Tensor:
     """Per-sample log p of every prior on every clip of every source.
 
-    clips: [N, K, T] (clip n of source j is ``clips[n, j]``) -> [N, K_prior, K_source].
-    Each source's clips are broadcast to all K grouped priors, so one pass scores them under every prior.
-    ``sigma``: the noise level a noise-conditional prior is told (unconditional priors ignore it).
+    clips: [N, K, T] (clip n of source j is ``clips[n, j]``) -> [N, K_prior, K_source], in passes of
+    ``batch_size`` clips. ``sigma``: the noise level a noise-conditional prior is told (others ignore it).
     """
     prior.eval()
     n, k, t = clips.shape
     batch_size = batch_size or auto_batch_size(t, device)
     out = torch.empty(n, k, k)
     for start in range(0, n, batch_size):
-        chunk = clips[start:start + batch_size].to(device)
-        for j in range(k):
-            x = chunk[:, j:j + 1].expand(-1, k, -1)
-            with autocast(device):
-                out[start:start + batch_size, :, j] = (prior.log_prob(x, sigma).float() / t).cpu()
+        with autocast(device):
+            out[start:start + batch_size] = cross_log_likelihood(prior, clips[start:start + batch_size].to(device),
+                                                                 sigma).float().cpu()
     return out
 
 

@@ -68,6 +68,7 @@ def run_name(cfg) -> str:
 def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, experiment_id: str,
                parent_id: str, cpus: float, gpus: float) -> None:
     """Ray Tune function trainable: one trial, tracked in its own MLflow child run."""
+    import ray
     import torch
     from ray import tune
 
@@ -91,8 +92,7 @@ def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, 
         log_metrics(client, run_id, metrics, step=int(metrics["stage"]))
         log_folder(client, run_id, stage_dir, f"stage{metrics['stage']}")
 
-    import ray
-
+    # where the trial ran (it may move to another node after a restore)
     client.set_tag(run_id, "study.node_id", ray.get_runtime_context().get_node_id())
     client.set_tag(run_id, "study.node_ip", ray.util.get_node_ip_address())
     if reattached:  # stages finished before the interruption but never logged (killed in between)

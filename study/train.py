@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from models import PRIORS, Prior, build_prior, prior_checkpoint
 from study.config import DataConfig, NoiseConfig, PriorConfig, TrainingConfig, geometric_ladder
 from study.data import build_clips
+from study.evaluate import cross_log_likelihood, log_likelihoods
+from study.metrics import cross_likelihood
 from study.runtime import autocast, pick_device
 
 
@@ -68,16 +70,6 @@ def add_conditional_noise(x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseCon
                           generator: torch.Generator) -> torch.Tensor:
     noisy = x + sigmas.unsqueeze(-1) * torch.randn(x.shape, generator=generator)
     return noisy.clamp(-1, 1) if noise.clip else noisy
-
-
-def cross_log_likelihood(prior: Prior, x: torch.Tensor, sigma=None) -> torch.Tensor:
-    """Per-sample log p of every prior on every source's clip: [B, K, T] -> [B, K_prior, K_source]."""
-    k = x.shape[1]
-    columns = []
-    for j in range(k):
-        level = None if sigma is None else sigma[:, j:j + 1].expand(-1, k)
-        columns.append(prior.log_prob_per_sample(x[:, j:j + 1].expand(-1, k, -1), level))
-    return torch.stack(columns, dim=2)
 
 
 def training_loss(prior: Prior, x: torch.Tensor, sigma, cfg: TrainingConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,18 +189,10 @@ def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = Non
     return TrainingResult(cfg.steps, wall, trained * cfg.batch_size * cfg.crop / max(wall, 1e-9), history)
 
 
-@torch.no_grad()
-def held_out_bits(prior: Prior, clips: torch.Tensor, batch_size: int = 16, device=None) -> torch.Tensor:
-    """Mean bits per sample of every prior on every source's held-out clips. clips: [N, K, T] -> [K prior, K source]."""
+def held_out_bits(prior: Prior, clips: torch.Tensor, device=None) -> torch.Tensor:
+    """Mean bits per sample of every prior (rows) on every source's clean held-out clips (columns): [K, K]."""
     device = device or next(prior.parameters()).device
-    prior.eval()
-    k = clips.shape[1]
-    total = torch.zeros(k, k, dtype=torch.float64)
-    for chunk in clips.split(batch_size):
-        for j in range(k):  # score source j's clips under every prior at once
-            x = chunk[:, j : j + 1].expand(-1, k, -1).to(device)
-            total[:, j] += prior.bits_per_sample(x, 0.0).double().sum(0).cpu()  # clean (σ = 0)
-    return total / clips.shape[0]
+    return -cross_likelihood(log_likelihoods(prior, clips, None, device, 0.0)) / math.log(2)
 
 
 def main(argv=None) -> None:

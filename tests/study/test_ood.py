@@ -40,3 +40,29 @@ def test_corrected_score_fixes_the_silence_paradox():
     corrected = per_source_auroc(likelihood_ratio(loglik, compressor))
     assert raw[0] < 0.1  # the paradox: silence outscores the prior's own clips
     assert corrected[0] > 0.9
+
+
+def test_background_ratio_fixes_the_paradox_and_pooling_mixes_sources():
+    """Every prior and the background love near-silent clips; the ratio to the background removes that."""
+    from study.ood import PooledSources
+
+    rng = np.random.default_rng(2)
+    own = 0.4 * rng.standard_normal((30, 512))
+    silent = 1e-3 * rng.standard_normal((30, 512))
+    clips = torch.tensor(np.stack([own, silent], axis=1), dtype=torch.float32)
+    log_gauss = lambda x, s: (-0.5 * (x / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)).mean(-1)  # noqa
+    # prior 0 fits its own clips (std 0.4) and, peaking at 0, likes silence even more; prior 1 is broad.
+    loglik = torch.stack([log_gauss(clips, 0.4), log_gauss(clips, 0.5)], dim=1)
+    # the background, trained on both sources pooled, is a clip-level mixture of the two
+    t = clips.shape[-1]
+    per_clip = torch.stack([t * log_gauss(clips, 0.4), t * log_gauss(clips, 1e-3)])
+    background = (torch.logsumexp(per_clip, 0) - math.log(2)) / t  # [N, K]
+    assert per_source_auroc(loglik)[0] < 0.1
+    assert per_source_auroc(likelihood_ratio(loglik, background))[0] > 0.9
+
+    class Two:
+        def training_batch(self, generator, batch_size):
+            return torch.stack([torch.zeros(batch_size, 8), torch.ones(batch_size, 8)], dim=1)
+
+    batch = PooledSources(Two()).training_batch(torch.Generator().manual_seed(0), 64)
+    assert batch.shape == (64, 1, 8) and 10 < batch[:, 0, 0].sum() < 54  # both sources drawn

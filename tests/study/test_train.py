@@ -127,7 +127,8 @@ def test_noise_conditional_training_learns_to_use_sigma():
 
 
 def test_hybrid_objective_adds_the_classification_cross_entropy():
-    from study.train import cross_log_likelihood, training_loss
+    from study.evaluate import cross_log_likelihood
+    from study.train import training_loss
 
     torch.manual_seed(0)
     prior = build_prior("wavenet", preset="tiny", num_sources=3)
