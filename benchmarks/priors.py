@@ -1,6 +1,7 @@
 """Training and evaluation throughput of the grouped 4-source priors.
 
-Training: forward + backward + Adam on batch × crop × 4 sources (source-samples/s), at the published crop
+Training: the training loop's step (loss, backward, per-source gradient clipping, Adam) on batch × crop ×
+4 sources (source-samples/s), at the published crop
 (flow 16 384, WaveNet 3 075). Evaluation: log p without gradients at crop 4 000, in passes sized the way
 the trial scores clips (study.evaluate.auto_batch_size).
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 import torch
 
 from models import build_prior
+from study.config import TrainingConfig
 from study.evaluate import auto_batch_size
 from study.runtime import autocast
+from study.train import clip_grad_per_source, training_loss
 
 from .common import median, seconds_per_call
 
@@ -30,11 +33,14 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2) -> d
     optimizer = torch.optim.Adam(prior.parameters(), lr=1e-4)
     prior.train()
 
-    def train_step():
+    config = TrainingConfig(batch_size=batch, crop=crop)
+
+    def train_step():  # the loop's own step: loss, backward, per-source clipping, Adam
         with autocast(device):
-            loss = prior.nll_per_sample(x).float().mean(0).sum()
+            loss, _ = training_loss(prior, x, None, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        clip_grad_per_source(prior, config.grad_clip)
         optimizer.step()
 
     train_times = seconds_per_call(train_step, device, repeats)

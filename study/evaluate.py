@@ -6,6 +6,7 @@ import torch
 from models import Prior
 from study.metrics import (bits_per_sample, cross_likelihood, discrimination_metrics, in_class, level_name,
                            logp_drop, per_source_auroc)
+from models.conditioning import as_sigma
 from study.ood import likelihood_ratio
 from study.runtime import autocast
 
@@ -28,8 +29,8 @@ def cross_log_likelihood(prior: Prior, x: torch.Tensor, sigma=None) -> torch.Ten
     Source j's clips are broadcast to all K grouped priors, so one pass scores them under every prior.
     ``sigma`` (a number or [B, K], the σ of each clip) is what a noise-conditional prior is told.
     """
-    b, k, _ = x.shape
-    sigma = None if sigma is None else torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(b, k)
+    k = x.shape[1]
+    sigma = None if sigma is None else as_sigma(sigma, x)
     columns = []
     for j in range(k):
         level = None if sigma is None else sigma[:, j:j + 1].expand(-1, k)
@@ -55,18 +56,10 @@ def log_likelihoods(prior: Prior, clips: torch.Tensor, batch_size: int | None, d
     return out
 
 
-@torch.inference_mode()
 def single_prior_log_likelihood(prior: Prior, clips: torch.Tensor, batch_size: int | None, device) -> torch.Tensor:
-    """Per-sample log p of a one-source prior on every clip of every source: [N, K, T] -> [N, K]."""
-    prior.eval()
+    """Per-sample log p of a one-source prior on every clip of every source (clean, σ = 0): [N, K, T] -> [N, K]."""
     n, k, t = clips.shape
-    batch_size = batch_size or auto_batch_size(t, device)
-    out = torch.empty(n, k)
-    for start in range(0, n, batch_size):
-        chunk = clips[start:start + batch_size].to(device)
-        for j in range(k):
-            out[start:start + batch_size, j] = (prior.log_prob(chunk[:, j:j + 1], 0.0).float() / t).cpu()[:, 0]
-    return out
+    return log_likelihoods(prior, clips.reshape(n * k, 1, t), batch_size, device, 0.0).view(n, k)
 
 
 def noisy(clips: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
@@ -109,16 +102,21 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, noise_levels, bat
     if background is not None:
         metrics.update(discrimination_metrics(likelihood_ratio(clean, background), sources, name="auroc_ratio"))
     curve = [(0.0, *in_and_out_of_class(clean))]
+    matched_scores = {}  # σ -> scores with the prior told σ (noise-conditional priors)
     for sigma in noise_levels:
         scores = log_likelihoods(prior, noisy(clips, sigma, seed), batch_size, device,
                                  sigma if conditional else None)
+        if conditional:
+            matched_scores[sigma] = scores
         check_finite(scores, sources, f"clips with σ={sigma:g} noise")
         metrics.update(discrimination_metrics(scores, sources, suffix=f"@{level_name(sigma)}"))
         metrics[f"logp_drop@{level_name(sigma)}"] = logp_drop(clean, scores)
         curve.append((sigma, *in_and_out_of_class(scores)))
     if conditional and matched_levels:
-        matched = [per_source_auroc(log_likelihoods(prior, noisy(clips, level, seed), batch_size, device, level)).mean()
-                   for level in matched_levels]
+        for level in matched_levels:
+            if level not in matched_scores:
+                matched_scores[level] = log_likelihoods(prior, noisy(clips, level, seed), batch_size, device, level)
+        matched = [per_source_auroc(matched_scores[level]).mean() for level in matched_levels]
         metrics["auroc_matched"] = torch.stack(matched).mean().item()
         metrics["auroc_matched_min"] = torch.stack(matched).min().item()
     return metrics, {"cross_likelihood": cross_likelihood(clean), "noise_curve": curve}

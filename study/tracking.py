@@ -30,10 +30,6 @@ def mlflow_name(metric: str) -> str:
     return metric.replace("@", "_at_")
 
 
-def study_name(metric: str) -> str:
-    return metric.replace("_at_", "@")
-
-
 def absolute_tracking_uri(uri: str) -> str:
     """``sqlite:///rel.db`` -> ``sqlite:////abs/rel.db`` so trials in other working directories find it."""
     prefix = "sqlite:///"

@@ -13,7 +13,7 @@ import argparse
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,8 +36,7 @@ class TrainingError(RuntimeError):
 class TrainingResult:
     step: int
     wall_seconds: float
-    samples_per_second: float
-    history: list[dict] = field(default_factory=list)
+    samples_per_second: float  # 0 when the run resumed with nothing left to train
 
 
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
@@ -148,7 +147,8 @@ def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = Non
         start = record["step"]
         log(f"resumed from {checkpoint} at step {start}")
     names = data.sources
-    history, t0, window_t, window_steps = [], time.perf_counter(), time.perf_counter(), 0
+    t0 = window_t = time.perf_counter()
+    window_steps = 0
     for step in range(start, cfg.steps):
         clean = data.training_batch(step_generator(cfg.seed, step, 0), cfg.batch_size)
         noise_rng = step_generator(cfg.seed, step, 1)
@@ -180,13 +180,12 @@ def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = Non
             now = time.perf_counter()
             rate = window_steps * cfg.batch_size * cfg.crop / (now - window_t)
             bits = (nll.detach() / math.log(2)).tolist()
-            history.append({"step": done, "loss": loss.item(), **{f"bits/{n}": b for n, b in zip(names, bits)}})
             log(f"step {done:>7}/{cfg.steps}  nll {loss.item() / len(names):8.4f} nats/sample  "
                 + "  ".join(f"{n} {b:6.3f}" for n, b in zip(names, bits)) + f"  bits  {rate:,.0f} samples/s")
             window_t, window_steps = now, 0
     wall = time.perf_counter() - t0
     trained = max(cfg.steps - start, 0)
-    return TrainingResult(cfg.steps, wall, trained * cfg.batch_size * cfg.crop / max(wall, 1e-9), history)
+    return TrainingResult(cfg.steps, wall, trained * cfg.batch_size * cfg.crop / max(wall, 1e-9))
 
 
 def held_out_bits(prior: Prior, clips: torch.Tensor, device=None) -> torch.Tensor:

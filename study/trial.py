@@ -26,7 +26,7 @@ from study.config import TrialConfig
 from study.configio import ConfigError, load_config
 from study.data import build_clips, mix
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
-from study.metrics import level_name, separation_metrics
+from study.metrics import level_name, separation_metrics, si_sdr
 from study.ood import PooledSources, flac_log_density
 from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_curve, write_audio_examples,
                          write_matrix_csv)
@@ -39,7 +39,8 @@ NOT_SEMANTIC = {"device", "threads", "name"}  # settings that do not change resu
 
 
 class TrialError(RuntimeError):
-    """A trial cannot produce results (diverged training, non-finite scores, a conflicting output folder)."""
+    """The output folder holds a trial with a different configuration. (Diverged training raises
+    study.train.TrainingError; non-finite scores raise study.evaluate.EvaluationError.)"""
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ def separation_levels(stages: list[Stage], cfg, ladder=None) -> list[tuple[float
             if sigma <= max(last.sigma, cfg.floor_sigma) * (1 + 1e-6):
                 levels[sigma] = last.index
     else:
-        for stage in stages:
-            levels.setdefault(max(stage.sigma, cfg.floor_sigma), stage.index)
+        for stage in stages:  # a later stage at the same level (e.g. fine-tuned at the floor) wins
+            levels[max(stage.sigma, cfg.floor_sigma)] = stage.index
     ordered = sorted(levels.items(), reverse=True) or [(cfg.floor_sigma, stages[-1].index)]
     if cfg.start_sigma is not None:
         entered = [(s, i) for s, i in ordered if s <= cfg.start_sigma * (1 + 1e-6)]
@@ -124,8 +125,7 @@ def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_c
         f"{'from stage %d' % stage.init_from if stage.init_from is not None else 'from scratch'}")
     trained = train(prior, train_clips, training, checkpoint=folder / "train.pt", device=device, log=log,
                     ladder=cfg.schedule.ladder)
-    save_prior(prior.cpu(), folder / "prior.pt")
-    prior.to(device)
+    save_prior(prior, folder / "prior.pt")  # load_prior maps to CPU
     t0 = time.perf_counter()
     matched = [level for level in cfg.schedule.ladder if level <= stage.sigma * (1 + 1e-6)]
     metrics, tables = evaluate_prior(prior, eval_clips, sources, cfg.evaluation.noise_levels,
@@ -136,8 +136,9 @@ def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_c
     plot_cross_likelihood(folder / "cross_likelihood.png", tables["cross_likelihood"], sources,
                           f"Cross-likelihood: {title}")
     plot_noise_curve(folder / "noise_curve.png", tables["noise_curve"], sources, f"log p under added noise: {title}")
-    metrics.update(stage=stage.index, stage_sigma=stage.sigma, train_seconds=trained.wall_seconds,
-                   train_samples_per_s=trained.samples_per_second, eval_seconds=time.perf_counter() - t0)
+    metrics.update(stage=stage.index, stage_sigma=stage.sigma, eval_seconds=time.perf_counter() - t0)
+    if trained.samples_per_second > 0:  # a stage resumed after its training finished has no timing
+        metrics.update(train_seconds=trained.wall_seconds, train_samples_per_s=trained.samples_per_second)
     return metrics, prior
 
 
@@ -156,8 +157,7 @@ def background_scores(cfg: TrialConfig, out_dir: Path, train_clips, eval_clips, 
         training = cfg.training.model_copy(update={"steps": steps,
                                                    "noise": cfg.training.noise.model_copy(update={"sigma": 0.0})})
         train(prior, PooledSources(train_clips), training, checkpoint=folder / "train.pt", device=device, log=log)
-        save_prior(prior.cpu(), folder / "prior.pt")
-        prior.to(device)
+        save_prior(prior, folder / "prior.pt")
     return single_prior_log_likelihood(prior, eval_clips, cfg.evaluation.batch_size, device)
 
 
@@ -193,7 +193,7 @@ def separate(cfg: TrialConfig, stages: list[Stage], out_dir: Path, priors: dict[
         return {**metrics, "separation_error": result.diverged}
     estimates = result.estimates.cpu()
     metrics.update(separation_metrics(estimates, references, mixtures, sources))
-    trace = [separation_metrics(level, references, mixtures, sources)["si_sdr"] for level in result.level_estimates]
+    trace = [si_sdr(level, references).mean().item() for level in result.level_estimates]
     plot_level_trace(out_dir / "si_sdr_per_level.png", schedule.sigmas, trace, metrics["si_sdr_mixture"],
                      f"Separation after each level ({cfg.prior.name}, {cfg.separation.rule} rule)")
     write_audio_examples(out_dir / "audio", mixtures, references, estimates, sources, sample_rate, sep.audio_examples)

@@ -89,6 +89,9 @@ class StemsDataset(Dataset):
         self.track_names = [p.name for p in track_dirs]
         self.tracks = [torch.from_numpy(self._load_track(p)) for p in track_dirs]  # each [K, N]
         self.crops = self._evaluation_crops(max_eval_crops)
+        # training crops: tracks long enough, each drawn in proportion to its length (uniform over audio)
+        self._train_tracks = [t for t, audio in enumerate(self.tracks) if audio.shape[1] >= length]
+        self._train_weights = torch.tensor([float(self.tracks[t].shape[1]) for t in self._train_tracks])
         if not self.crops:
             raise DataError(split_dir, f"no usable {length}-sample crops (tracks too short or all below "
                                        f"the silence threshold {silence_db} dB)")
@@ -158,11 +161,10 @@ class StemsDataset(Dataset):
         return {"sources": sources, "mixture": mix(sources)}
 
     def training_batch(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
-        usable = [t for t, audio in enumerate(self.tracks) if audio.shape[1] >= self.length]
-        weights = torch.tensor([float(self.tracks[t].shape[1]) for t in usable])  # uniform over audio
         batch = []
         for _ in range(MAX_CROP_TRIES * batch_size):
-            track = self.tracks[usable[int(torch.multinomial(weights, 1, generator=generator))]]
+            pick = int(torch.multinomial(self._train_weights, 1, generator=generator))
+            track = self.tracks[self._train_tracks[pick]]
             start = int(torch.randint(0, track.shape[1] - self.length + 1, (1,), generator=generator))
             crop = track[:, start:start + self.length]
             if self._audible(crop):

@@ -1,10 +1,9 @@
 """Toy oscillators follow the published protocol and are deterministic per (seed, split, index)."""
-import math
 
 import pytest
 import torch
 
-from study.data import DataError, ToyOscillators, mix
+from study.data import DataError, ToyOscillators
 
 
 def test_shapes_range_and_mixture():

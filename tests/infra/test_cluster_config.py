@@ -1,5 +1,4 @@
 """The shipped cluster configs pass the offline check; broken variants are rejected with every error listed."""
-import copy
 from pathlib import Path
 
 import pytest

@@ -45,9 +45,9 @@ def test_stage_plans():
     assert len(plan_stages(tiny(schedule={"kind": "from_clean", "sigma": 0.0}))) == 1
     # separation: stage σ in decreasing order, the clean stage at the floor, optional entry level
     cfg = tiny(schedule={"kind": "chained", "sigma": 0.077, "ladder": ladder})
-    assert separation_levels(chained, cfg.separation) == [(0.077, 3), (0.027, 2), (0.01, 0)]
+    assert separation_levels(chained, cfg.separation) == [(0.077, 3), (0.027, 2), (0.01, 1)]  # not the clean one
     entered = tiny(separation={"start_sigma": 0.03}).separation
-    assert separation_levels(chained, entered) == [(0.027, 2), (0.01, 0)]
+    assert separation_levels(chained, entered) == [(0.027, 2), (0.01, 1)]
 
 
 def test_tiny_trial_end_to_end_and_resume(tmp_path):
