@@ -220,9 +220,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
     test = build_clips(cfg.data, "test", cfg.evaluation.crop, max_eval_crops=cfg.evaluation.clips)
     eval_clips = test.clips(range(min(cfg.evaluation.clips, len(test))))
     sources = train_clips.sources
-    compressor = flac_log_density(eval_clips, test.sample_rate)  # the same for every stage and prior
-    background = background_scores(cfg, out_dir, train_clips, eval_clips, device, log) \
-        if cfg.evaluation.background else None
+    references = None  # (FLAC, background) scores of the eval clips: shared by all stages, built on first use
     priors: dict[int, Prior] = {}
     final = {}
     for stage in stages:
@@ -232,8 +230,12 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
             log(f"--- stage {stage.index}: already done, skipped")
             final = done
             continue
+        if references is None:
+            references = (flac_log_density(eval_clips, test.sample_rate),
+                          background_scores(cfg, out_dir, train_clips, eval_clips, device, log)
+                          if cfg.evaluation.background else None)
         metrics, priors[stage.index] = run_stage(cfg, stage, out_dir, train_clips, eval_clips, device, log,
-                                                 compressor, background)
+                                                 *references)
         metrics["step"] = sum(s.steps for s in stages[: stage.index + 1])
         if stage is stages[-1] and cfg.separation.enabled:
             metrics.update(separate(cfg, stages, out_dir, priors, sources, test.sample_rate, device, log))
