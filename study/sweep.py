@@ -11,9 +11,9 @@ with status 2 before Ray, MLflow or any folder is touched.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -57,7 +57,33 @@ def describe(sweep: SweepConfig) -> str:
         lines.append("  sampled per trial: " + ", ".join(f"{k} ~ {v}" for k, v in sampled.items()))
     if sweep.search.num_samples > 1 and sweep.search.kind != "optuna":
         lines.append(f"  × {sweep.search.num_samples} samples each")
+    lines.extend(describe_cost(sweep))
     return "\n".join(lines)
+
+
+def spaced(number: int) -> str:
+    return f"{number:,}".replace(",", " ")
+
+
+def describe_cost(sweep: SweepConfig) -> list[str]:
+    """Training steps planned and distinct after stage sharing, overall and per prior family."""
+    from study.config import TrialConfig
+    from study.stages import training_cost
+
+    if any(dim.kind != "grid" for dim in sweep.space.values()):
+        return ["training steps: sampled dimensions, so sharing is known only as trials are drawn"]
+    configs = [TrialConfig.model_validate(trial_tree(sweep.base, point))
+               for point in sweep.grid_points() for _ in range(sweep.search.num_samples)]
+    cost = training_cost(configs)
+    if not sweep.share_stages:
+        cost = {family: (planned, planned) for family, (planned, _) in cost.items()}
+
+    def line(planned: int, distinct: int) -> str:
+        return f"{spaced(planned)} planned, {spaced(distinct)} distinct ({planned / max(distinct, 1):.1f}×)"
+
+    shown = [f"training steps: {line(*cost.pop('all'))}" + ("" if sweep.share_stages else " (share_stages: false)")]
+    shown += [f"  {family}: {line(*value)}" for family, value in sorted(cost.items())]
+    return shown
 
 
 # --- the trainable (runs in a Ray worker) ---------------------------------------------------------------
@@ -66,15 +92,22 @@ def run_name(cfg) -> str:
 
 
 def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, experiment_id: str,
-               parent_id: str, cpus: float, gpus: float) -> None:
-    """Ray Tune function trainable: one trial, tracked in its own MLflow child run."""
+               parent_id: str, cpus: float, gpus: float, store_uri: str, lease_actor: str | None) -> None:
+    """Ray Tune function trainable: one trial, tracked in its own MLflow child run.
+
+    Its stages live in the stage store ``store_uri`` (shared by every trial of every sweep on that storage,
+    or private to the trial when ``lease_actor`` is None), so a restarted trial reuses what it finished.
+    Each stage's metrics are logged once per step, even when the trial runs again after an interruption.
+    """
     import ray
     import torch
     from ray import tune
 
     from study.config import TrialConfig
+    from study.leases import LeaseTable, RayLeases
+    from study.store import StageStore
     from study.tracking import (CONFIG_TAG, SWEEP_TAG, client_for, finish, flatten, log_folder, log_metrics,
-                                open_child)
+                                logged_steps, open_child)
     from study.trial import run_trial, trial_id
 
     context = tune.get_context()
@@ -88,44 +121,85 @@ def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, 
                                     flatten(cfg.model_dump(mode="json", exclude={"threads", "device"})),
                                     {CONFIG_TAG: trial_id(cfg), SWEEP_TAG: sweep_name})
 
-    def track_stage(metrics: dict, stage_dir: Path) -> None:
-        log_metrics(client, run_id, metrics, step=int(metrics["stage"]))
-        log_folder(client, run_id, stage_dir, f"stage{metrics['stage']}")
-
     # where the trial ran (it may move to another node after a restore)
     client.set_tag(run_id, "study.node_id", ray.get_runtime_context().get_node_id())
     client.set_tag(run_id, "study.node_ip", ray.util.get_node_ip_address())
-    if reattached:  # stages finished before the interruption but never logged (killed in between)
-        logged = {m.step for m in client.get_metric_history(run_id, "stage")}
-        for done in sorted(out_dir.glob("stage*/metrics.json")):
-            metrics = json.loads(done.read_text())
-            if metrics["stage"] not in logged:
-                track_stage(metrics, done.parent)
-        print(f"re-attached to MLflow run {run_id}")
+    logged = logged_steps(client, run_id, "stage") if reattached else set()
+    if reattached:
+        print(f"re-attached to MLflow run {run_id}; stages already logged: {sorted(logged)}")
 
     def report(metrics: dict, stage_dir: Path) -> None:
-        track_stage(metrics, stage_dir)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(stage_dir)))
+        stage = int(metrics["stage"])
+        if stage not in logged:  # a re-run trial reports its reused stages again: log each step once
+            client.set_tag(run_id, f"study.stage{stage}.key", metrics["stage_key"])
+            client.set_tag(run_id, f"study.stage{stage}.reused", str(bool(metrics["stage_reused"])).lower())
+            log_metrics(client, run_id, {k: v for k, v in metrics.items() if k != "stage_key"}, step=stage)
+            log_folder(client, run_id, stage_dir, f"stage{stage}")
+            logged.add(stage)
+        tune.report(metrics)
 
+    store = StageStore(store_uri if lease_actor else f"{store_uri}/private/{trial_id(cfg)}")
+    leases = RayLeases(lease_actor) if lease_actor else LeaseTable()
     try:
-        run_trial(cfg, out_dir, report)
-        for name in ("metrics.json", "config.yaml", "si_sdr_per_level.png"):
-            if (out_dir / name).is_file():
-                client.log_artifact(run_id, str(out_dir / name))
-        if (out_dir / "audio").is_dir():
-            log_folder(client, run_id, out_dir / "audio", "audio")
+        run_trial(cfg, out_dir, report, store=store, leases=leases, holder=f"{key}@{ray.util.get_node_ip_address()}")
+        for name in ("metrics.json", "config.yaml"):
+            client.log_artifact(run_id, str(out_dir / name))
+        if (out_dir / "separation").is_dir():
+            log_folder(client, run_id, out_dir / "separation")
         finish(client, run_id)
+    except (KeyboardInterrupt, SystemExit) as stop:  # Tune stopping the trial: interrupted, not failed
+        finish(client, run_id, killed=f"stopped by {type(stop).__name__}; resume the sweep to continue it")
+        raise
     except BaseException as error:  # noqa: BLE001 - the run must never be left RUNNING
         finish(client, run_id, error="".join(traceback.format_exception(error)))
         raise
 
 
 # --- the driver --------------------------------------------------------------------------------------------
+class StopSignals:
+    """Makes SIGINT and SIGTERM stop the sweep the same graceful way, and remembers which one did.
+
+    Tune installs its own SIGINT handler inside ``fit()`` and, on the first Ctrl-C, ends the run cleanly and
+    puts back the handler it found, which is ours; so if ours is in place after ``fit()`` returns, Tune was
+    interrupted. SIGTERM (sent by Kubernetes, Slurm and ``timeout``) is forwarded to Tune's handler. A second
+    signal reaches our handler, which raises KeyboardInterrupt to stop at once.
+    """
+
+    def __init__(self):
+        self.received = 0
+
+    def _on_sigint(self, signum, frame):
+        self.received = self.received or signum
+        raise KeyboardInterrupt
+
+    def _on_sigterm(self, signum, frame):
+        self.received = signal.SIGTERM
+        current = signal.getsignal(signal.SIGINT)
+        if callable(current) and current != self.on_sigint:
+            current(signal.SIGINT, frame)  # Tune's graceful stop
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        self.on_sigint = self._on_sigint
+        self.previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        signal.signal(signal.SIGINT, self.on_sigint)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if not self.received and signal.getsignal(signal.SIGINT) == self.on_sigint:
+            self.received = signal.SIGINT  # Tune caught a Ctrl-C and restored our handler
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
 @dataclass
 class SweepSummary:
     finished: int
     failed: int
-    interrupted: int
+    interrupted: int  # the signal that stopped the sweep (0: it ran to the end)
     parent_run_id: str
     experiment_id: str
     tracking_uri: str
@@ -198,8 +272,10 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     from ray import tune
 
     from study.frontier import log_frontier
-    from study.tracking import (absolute_tracking_uri, client_for, close_dangling, default_artifact_location,
-                                ensure_experiment, open_parent)
+    from study.leases import start_lease_actor
+    from study.store import default_store_uri
+    from study.tracking import (absolute_tracking_uri, child_runs, client_for, close_dangling,
+                                default_artifact_location, ensure_experiment, open_parent)
 
     root = storage_root(sweep)
     experiment_path = f"{root}/{sweep.name}"
@@ -220,10 +296,14 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
             ray.init(address=sweep.ray.address, include_dashboard=False)
         else:
             ray.init(include_dashboard=False)
+    lease_actor = leases = None
+    if sweep.share_stages:  # the handle keeps the actor alive for the whole sweep
+        lease_actor = f"stage-leases-{sweep.name}"
+        leases = start_lease_actor(lease_actor)
     trainable = tune.with_resources(
         tune.with_parameters(tune_trial, base=absolute_paths(sweep.base), sweep_name=sweep.name, tracking_uri=uri,
                              experiment_id=experiment_id, parent_id=parent_id, cpus=sweep.resources.cpu,
-                             gpus=sweep.resources.gpu),
+                             gpus=sweep.resources.gpu, store_uri=default_store_uri(root), lease_actor=lease_actor),
         {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
     if restore:
         log(f"resuming sweep {sweep.name!r} from {experiment_path}")
@@ -236,25 +316,30 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
                                         max_concurrent_trials=sweep.max_concurrent if sweep.search.kind == "optuna" else None,
                                         trial_dirname_creator=lambda trial: trial.trial_id),
             run_config=tune.RunConfig(name=sweep.name, storage_path=root, verbose=1,
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       failure_config=tune.FailureConfig(max_failures=sweep.failure.max_failures)))
     status = "FINISHED"
-    try:
-        results = tuner.fit()
-        finished, failed = results.num_terminated, results.num_errors
-        interrupted = len(results) - finished - failed
-    except KeyboardInterrupt:
-        finished = failed = 0
-        interrupted = -1
+    finished = failed = 0
+    with StopSignals() as stop:
+        try:
+            results = tuner.fit()
+            finished, failed = results.num_terminated, results.num_errors
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now
+            stop.received = stop.received or signal.SIGINT
+    interrupted = stop.received
+    if leases is not None:
+        ray.kill(leases)
     if interrupted:
-        status = "KILLED"
-        log(f"sweep interrupted; resume with: python -m study.sweep {sweep_file or 'SWEEP.yaml'} --resume")
+        status = "KILLED"  # Tune reports stopped trials as TERMINATED: count the runs that really finished
+        finished = sum(run.info.status == "FINISHED" for run in child_runs(client, experiment_id, parent_id))
+        failed = sum(run.info.status == "FAILED" for run in child_runs(client, experiment_id, parent_id))
+        log(f"sweep stopped by {signal.Signals(interrupted).name}; finished stages are kept in the stage store. "
+            f"Resume with: python -m study.sweep {sweep_file or 'SWEEP.yaml'} --resume")
     closed = close_dangling(client, experiment_id, parent_id)
     if closed:
         log(f"marked {closed} unfinished trial run(s) KILLED")
     client.log_metric(parent_id, "trials_finished", finished)
     client.log_metric(parent_id, "trials_failed", failed)
-    if status == "FINISHED":
+    if status == "FINISHED":  # never a frontier from a partial sweep
         log_frontier(client, experiment_id, parent_id, sweep.search.objectives, log=log)
     client.set_terminated(parent_id, status)
     return SweepSummary(finished, failed, interrupted, parent_id, experiment_id, uri)
@@ -295,7 +380,9 @@ def main(argv=None) -> int:
     print(f"\n{summary.finished} trials finished, {summary.failed} failed"
           + (", sweep interrupted" if summary.interrupted else ""))
     print(ui_hint(summary))
-    return 0 if summary.failed == 0 and not summary.interrupted else 1
+    if summary.interrupted:
+        return 128 + summary.interrupted  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+    return 0 if summary.failed == 0 else 1
 
 
 if __name__ == "__main__":

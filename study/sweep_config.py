@@ -115,6 +115,9 @@ class SweepConfig(Strict):
     resources: Resources = Field(default_factory=Resources)
     max_concurrent: int | None = Field(None, ge=1)
     storage: str = "runs/ray"
+    # Trials reuse each other's identical stages through the stage store <storage>/stages; false gives
+    # every trial a private store (still resumable), e.g. to measure what sharing saves.
+    share_stages: bool = True
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     failure: FailureSettings = Field(default_factory=FailureSettings)
     ray: RaySettings = Field(default_factory=RaySettings)

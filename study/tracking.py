@@ -23,6 +23,7 @@ TRIAL_TAG = "study.trial_id"
 CONFIG_TAG = "study.config_id"
 PARENT_TAG = "mlflow.parentRunId"
 ERROR_TAG = "study.error"
+KILLED_TAG = "study.killed"
 PACKAGES = ("torch", "torchaudio", "ray", "optuna", "mlflow", "torchmetrics", "numpy", "pydantic")
 
 
@@ -134,6 +135,11 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict, step: int) -> 
             client.set_tag(run_id, f"study.{key}", value[:5000])
 
 
+def logged_steps(client: MlflowClient, run_id: str, metric: str) -> set[int]:
+    """The steps at which ``metric`` already has a value in the run."""
+    return {m.step for m in client.get_metric_history(run_id, mlflow_name(metric))}
+
+
 def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: str | None = None,
                suffixes=(".png", ".csv", ".json", ".wav", ".yaml")) -> None:
     """Upload the result files of ``folder`` (not checkpoints), keeping sub-folders."""
@@ -144,11 +150,22 @@ def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: s
             client.log_artifact(run_id, str(path), target)
 
 
-def finish(client: MlflowClient, run_id: str, error: str | None = None) -> None:
+def finish(client: MlflowClient, run_id: str, error: str | None = None, killed: str | None = None) -> None:
+    """End a run FINISHED, FAILED (``error``: the traceback) or KILLED (``killed``: why); a finished run
+    loses the error tag an earlier, interrupted attempt left on it."""
     if error is not None:
-        client.set_tag(run_id, ERROR_TAG, error[:5000])
+        client.set_tag(run_id, ERROR_TAG, error[-5000:])  # the tail holds the final exception
         client.log_text(run_id, error, "error.txt")
-    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if error else RunStatus.FINISHED))
+        status = RunStatus.FAILED
+    elif killed is not None:
+        client.set_tag(run_id, KILLED_TAG, killed)
+        status = RunStatus.KILLED
+    else:
+        for tag in (ERROR_TAG, KILLED_TAG):
+            if tag in client.get_run(run_id).data.tags:
+                client.delete_tag(run_id, tag)
+        status = RunStatus.FINISHED
+    client.set_terminated(run_id, RunStatus.to_string(status))
 
 
 def close_dangling(client: MlflowClient, experiment_id: str, parent_id: str, status: str = "KILLED") -> int:

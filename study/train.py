@@ -10,8 +10,8 @@ had never stopped, and the same seed gives the same weights on CPU.
 from __future__ import annotations
 
 import argparse
+import io
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from study.data import build_clips
 from study.evaluate import cross_log_likelihood, log_likelihoods
 from study.metrics import cross_likelihood
 from study.runtime import autocast, pick_device
+from study.store import write_local
 
 
 class TrainingError(RuntimeError):
@@ -115,10 +116,9 @@ def make_optimizer(prior: Prior, cfg: TrainingConfig):
 def save_checkpoint(path: Path, prior: Prior, optimizer, scheduler, step: int, cfg: TrainingConfig) -> None:
     record = {"prior": prior_checkpoint(prior), "optimizer": optimizer.state_dict(),
               "scheduler": scheduler.state_dict(), "step": step, "training": cfg.model_dump(mode="json")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+    buffer = io.BytesIO()
+    torch.save(record, buffer)
+    write_local(path, buffer.getvalue())  # never leave a half-written checkpoint behind
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -126,13 +126,14 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = None, device: torch.device | None = None,
-          log: Callable[[str], None] = print, resume: bool = True, ladder=None) -> TrainingResult:
+          log: Callable[[str], None] = print, resume: bool = True, ladder=None,
+          on_checkpoint: Callable[[Path], None] | None = None) -> TrainingResult:
     """Train ``prior`` (all sources at once) on crops from ``data`` (a clip source of matching K).
 
     ``ladder``: the noise levels a noise-conditional prior trains on (default: the geometric 1.0 → 0.01).
 
     Resumes from ``checkpoint`` when it exists (model, optimiser, schedule and step); saves to it every
-    ``cfg.checkpoint_every`` steps and at the end. Raises :class:`TrainingError` on a non-finite loss.
+    ``cfg.checkpoint_every`` steps and at the end, then calls ``on_checkpoint(path)`` (e.g. to upload it). Raises :class:`TrainingError` on a non-finite loss.
     """
     device = device or pick_device()
     ladder = ladder or geometric_ladder()
@@ -176,6 +177,8 @@ def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = Non
         done = step + 1
         if checkpoint is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             save_checkpoint(Path(checkpoint), prior, optimizer, scheduler, done, cfg)
+            if on_checkpoint is not None:
+                on_checkpoint(Path(checkpoint))
         if done % cfg.log_every == 0 or done == cfg.steps:
             now = time.perf_counter()
             rate = window_steps * cfg.batch_size * cfg.crop / (now - window_t)

@@ -1,41 +1,51 @@
 """A trial: train every source prior through a noise schedule, measure each stage, then separate.
 
-    python -m study.trial sweeps/trials/tiny.yaml --out runs/tiny [--set schedule.sigma=0.077 …]
+    python -m study.trial sweeps/trials/tiny.yaml --out runs/tiny [--store DIR_OR_URI] [--set schedule.sigma=0.077 …]
 
 ``run_trial(config, out_dir, report)`` is what the sweep calls: a plain function with no Ray or MLflow in
-it. Every stage trains (resumably), saves ``stage<i>/prior.pt``, is evaluated and handed to
-``report(metrics, stage_dir)``; the last stage's metrics also carry the separation scores. Re-running on the
-same folder skips finished stages and continues an interrupted one from its training checkpoint.
+it. Every stage, evaluation and separation is looked up in the stage store (:mod:`study.store`) by its
+content key (:mod:`study.stages`) and only computed when the store lacks it; a stage another trial is
+training is waited for, not trained twice (:mod:`study.leases`). Each stage's metrics are handed to
+``report(metrics, stage_dir)``; the last stage's metrics also carry the separation scores. Re-running
+therefore resumes: finished stages are reused and an interrupted one continues from its training checkpoint.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
+import functools
 import json
+import os
+import socket
 import sys
 import time
-from dataclasses import dataclass
+import uuid
 from pathlib import Path
 from typing import Callable
 
 import torch
 import yaml
 
-from models import Prior, build_prior, load_prior, save_prior
+from models import Prior, build_prior, prior_checkpoint, prior_from_checkpoint
 from study.config import TrialConfig
 from study.configio import ConfigError, load_config
 from study.data import build_clips, mix
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
+from study.leases import Heartbeat, LeaseTable
 from study.metrics import level_name, separation_metrics, si_sdr
 from study.ood import PooledSources, flac_log_density
 from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_curve, write_audio_examples,
                          write_matrix_csv)
 from study.runtime import pick_device
 from study.separate import LangevinSchedule, annealed_langevin
+from study.stages import (Stage, background_key, background_training, content_hash, evaluation_key, levels_up_to,
+                          plan_stages, separation_key, separation_levels, stage_keys, stage_training)
+from study.store import StageStore, dumps_json, write_local
 from study.train import train
 
 Report = Callable[[dict, Path], None]
 NOT_SEMANTIC = {"device", "threads", "name"}  # settings that do not change results
+WAIT_POLL_SECONDS = 1.0
+RESULT_FILES = (".json", ".csv", ".png", ".wav")
 
 
 class TrialError(RuntimeError):
@@ -43,56 +53,9 @@ class TrialError(RuntimeError):
     study.train.TrainingError; non-finite scores raise study.evaluate.EvaluationError.)"""
 
 
-@dataclass(frozen=True)
-class Stage:
-    index: int
-    sigma: float  # training noise level of this stage (0 = clean)
-    steps: int
-    init_from: int | None  # stage whose weights this stage starts from; None = random init
-
-
-def plan_stages(cfg: TrialConfig) -> list[Stage]:
-    """The stages of ``cfg.schedule`` (see :class:`study.config.ScheduleConfig`)."""
-    target, steps = cfg.schedule.sigma, cfg.training.steps
-    finetune = cfg.schedule.finetune_steps if cfg.schedule.finetune_steps is not None else steps
-    if cfg.schedule.kind == "scratch":
-        return [Stage(0, target, steps, None)]
-    stages = [Stage(0, 0.0, steps, None)]
-    if target == 0:
-        return stages
-    levels = sorted(l for l in cfg.schedule.ladder if l < target * (1 - 1e-6)) if cfg.schedule.kind == "chained" else []
-    for sigma in [*levels, target]:
-        previous = stages[-1].index
-        stages.append(Stage(previous + 1, sigma, finetune, previous if cfg.schedule.kind == "chained" else 0))
-    return stages
-
-
-def separation_levels(stages: list[Stage], cfg, ladder=None) -> list[tuple[float, int]]:
-    """(σ, stage index) in decreasing σ, entered at ``cfg.start_sigma`` when given.
-
-    Unconditional priors: each stage's prior serves at its own σ (a clean one at ``floor_sigma``). With
-    ``ladder`` (a noise-conditional prior), the last stage's prior serves every ladder level up to its σ.
-    """
-    levels = {}
-    if ladder is not None:
-        last = stages[-1]
-        for sigma in ladder:
-            if sigma <= max(last.sigma, cfg.floor_sigma) * (1 + 1e-6):
-                levels[sigma] = last.index
-    else:
-        for stage in stages:  # a later stage at the same level (e.g. fine-tuned at the floor) wins
-            levels[max(stage.sigma, cfg.floor_sigma)] = stage.index
-    ordered = sorted(levels.items(), reverse=True) or [(cfg.floor_sigma, stages[-1].index)]
-    if cfg.start_sigma is not None:
-        entered = [(s, i) for s, i in ordered if s <= cfg.start_sigma * (1 + 1e-6)]
-        ordered = entered or ordered[-1:]
-    return ordered
-
-
 def trial_id(cfg: TrialConfig) -> str:
     """Short hash of the settings that change results (dora-style): same config, same id, same folder."""
-    semantic = cfg.model_dump(mode="json", exclude=NOT_SEMANTIC)
-    return hashlib.sha256(json.dumps(semantic, sort_keys=True).encode()).hexdigest()[:10]
+    return content_hash(cfg.model_dump(mode="json", exclude=NOT_SEMANTIC), length=10)
 
 
 def _claim_folder(cfg: TrialConfig, out_dir: Path) -> None:
@@ -101,150 +64,249 @@ def _claim_folder(cfg: TrialConfig, out_dir: Path) -> None:
     if marker.is_file() and marker.read_text().strip() != trial_id(cfg):
         raise TrialError(f"{out_dir} holds a trial with a different configuration (id {marker.read_text().strip()}, "
                          f"this one {trial_id(cfg)}); choose another output folder")
-    marker.write_text(trial_id(cfg) + "\n")
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    write_local(marker, trial_id(cfg) + "\n")
+    write_local(out_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
-def _stage_prior(cfg: TrialConfig, stage: Stage, out_dir: Path, num_sources: int) -> Prior:
-    if stage.init_from is not None:
-        return load_prior(out_dir / f"stage{stage.init_from}" / "prior.pt")
-    torch.manual_seed(cfg.training.seed)
-    return build_prior(cfg.prior.name, cfg.prior.preset, num_sources=num_sources, **cfg.prior.hparams)
+class Trial:
+    """One trial's view of the stage store: everything it needs is reused when stored, else built once."""
 
+    def __init__(self, cfg: TrialConfig, out_dir: Path, store: StageStore, leases, holder: str, log):
+        self.cfg, self.out_dir, self.store, self.leases, self.holder, self.log = cfg, out_dir, store, leases, holder, log
+        self.device = pick_device(cfg.device)
+        self.stages = plan_stages(cfg)
+        self.keys = stage_keys(cfg, self.stages)
+        self.priors: dict[str, Prior] = {}  # by stage key, kept for separation
 
-def run_stage(cfg: TrialConfig, stage: Stage, out_dir: Path, train_clips, eval_clips, device, log,
-              compressor=None, background=None) -> tuple[dict, Prior]:
-    folder = out_dir / f"stage{stage.index}"
-    folder.mkdir(exist_ok=True)
-    sources = train_clips.sources
-    prior = _stage_prior(cfg, stage, out_dir, len(sources))
-    training = cfg.training.model_copy(update={
-        "steps": stage.steps, "seed": cfg.training.seed + stage.index,
-        "noise": cfg.training.noise.model_copy(update={"sigma": stage.sigma})})
-    log(f"--- stage {stage.index}: σ={stage.sigma:g}, {stage.steps} steps, "
-        f"{'from stage %d' % stage.init_from if stage.init_from is not None else 'from scratch'}")
-    trained = train(prior, train_clips, training, checkpoint=folder / "train.pt", device=device, log=log,
-                    ladder=cfg.schedule.ladder)
-    save_prior(prior, folder / "prior.pt")  # load_prior maps to CPU
-    t0 = time.perf_counter()
-    matched = [level for level in cfg.schedule.ladder if level <= stage.sigma * (1 + 1e-6)]
-    metrics, tables = evaluate_prior(prior, eval_clips, sources, cfg.evaluation.noise_levels,
-                                     cfg.evaluation.batch_size, device, cfg.evaluation.seed, compressor, matched,
-                                     background)
-    title = f"{cfg.prior.name}, stage {stage.index} (trained at σ={stage.sigma:g})"
-    write_matrix_csv(folder / "cross_likelihood.csv", tables["cross_likelihood"], sources)
-    plot_cross_likelihood(folder / "cross_likelihood.png", tables["cross_likelihood"], sources,
-                          f"Cross-likelihood: {title}")
-    plot_noise_curve(folder / "noise_curve.png", tables["noise_curve"], sources, f"log p under added noise: {title}")
-    metrics.update(stage=stage.index, stage_sigma=stage.sigma, eval_seconds=time.perf_counter() - t0)
-    if trained.samples_per_second > 0:  # a stage resumed after its training finished has no timing
-        metrics.update(train_seconds=trained.wall_seconds, train_samples_per_s=trained.samples_per_second)
-    return metrics, prior
+    # --- data, built on first use (a trial that reuses everything never decodes training audio) ----------
+    @functools.cached_property
+    def train_clips(self):
+        return build_clips(self.cfg.data, "train", self.cfg.training.crop)
 
+    @functools.cached_property
+    def test(self):
+        return build_clips(self.cfg.data, "test", self.cfg.evaluation.crop, max_eval_crops=self.cfg.evaluation.clips)
 
-def background_scores(cfg: TrialConfig, out_dir: Path, train_clips, eval_clips, device, log) -> torch.Tensor:
-    """Train (or reload) the background prior on all sources pooled; its log p per sample of the
-    evaluation clips, [N, K]."""
-    folder = out_dir / "background"
-    folder.mkdir(exist_ok=True)
-    if (folder / "prior.pt").is_file():
-        prior = load_prior(folder / "prior.pt").to(device)
-    else:
+    @functools.cached_property
+    def eval_clips(self) -> torch.Tensor:
+        return self.test.clips(range(min(self.cfg.evaluation.clips, len(self.test))))
+
+    @functools.cached_property
+    def references(self) -> tuple:
+        """(FLAC, background) log-densities of the eval clips; shared by all stages, built on first use."""
+        background = None
+        if self.cfg.evaluation.background:
+            prior, _ = self.obtain(background_key(self.cfg), "background prior", self._train_background)
+            background = single_prior_log_likelihood(prior, self.eval_clips, self.cfg.evaluation.batch_size,
+                                                     self.device)
+        return flac_log_density(self.eval_clips, self.test.sample_rate), background
+
+    # --- build once -------------------------------------------------------------------------------------
+    def once(self, folder: str, build: Callable[[], None], waiting: str) -> tuple[bool, float]:
+        """Make sure ``folder`` is complete in the store: build it under a lease unless it is, or another
+        trial is building it (then wait). Returns (reused, seconds spent waiting)."""
+        if self.store.is_complete(folder):
+            return True, 0.0
+        t0, announced = time.perf_counter(), False
+        while True:
+            granted, holder = self.leases.claim(folder, self.holder)
+            if granted:
+                break
+            if not announced:
+                self.log(f"{waiting}: trial {holder} is building it; waiting (store {folder})")
+                announced = True
+            time.sleep(WAIT_POLL_SECONDS)
+            if self.store.is_complete(folder):
+                return True, time.perf_counter() - t0
+        waited = time.perf_counter() - t0 if announced else 0.0
+        with Heartbeat(self.leases, folder, self.holder, self.log):
+            if self.store.is_complete(folder):  # finished between our check and our claim
+                return True, waited
+            build()
+            self.store.mark_complete(folder)  # last: readers trust nothing before it
+        return False, waited
+
+    def obtain(self, key: str, what: str, build: Callable[[], None]) -> tuple[Prior, dict]:
+        """A trained prior from the store (training it once if needed) and its training record."""
+        reused, waited = self.once(key, build, what)
+        record = {**self.store.read_json(f"{key}/training.json"), "reused": reused, "wait_seconds": waited}
+        return self.load(key), record
+
+    def load(self, key: str) -> Prior:
+        """A finished prior, read from the store once per trial."""
+        if key not in self.priors:
+            self.priors[key] = prior_from_checkpoint(self.store.read_torch(f"{key}/prior.pt")).to(self.device)
+        return self.priors[key]
+
+    def train_into_store(self, key: str, prior: Prior, data, training, ladder=None) -> None:
+        """Train ``prior`` into ``<key>/``: resumes from the stored mid-stage checkpoint, uploads each new one,
+        then writes the prior and a training record (an attempt record marks every start)."""
+        local = self.out_dir / "checkpoints" / key
+        local.mkdir(parents=True, exist_ok=True)
+        checkpoint = local / "train.pt"
+        saved = self.store.read_bytes(f"{key}/train.pt")
+        if saved is not None:
+            write_local(checkpoint, saved)
+        elif checkpoint.exists():
+            checkpoint.unlink()  # a local leftover the store never received is not trusted
+        start = self.store.read_torch(f"{key}/train.pt")["step"] if saved is not None else 0
+        self.store.write_json(f"{key}/attempts/{time.time():.3f}-{uuid.uuid4().hex[:6]}.json",
+                              {"holder": self.holder, "start_step": start, "steps": training.steps})
+        trained = train(prior, data, training, checkpoint=checkpoint, device=self.device, log=self.log,
+                        ladder=ladder,
+                        on_checkpoint=lambda path: self.store.write_bytes(f"{key}/train.pt", path.read_bytes()))
+        self.store.write_torch(f"{key}/prior.pt", prior_checkpoint(prior))
+        self.store.write_json(f"{key}/training.json", {
+            "holder": self.holder, "steps": training.steps, "start_step": start, "train_seconds": trained.wall_seconds,
+            "train_samples_per_s": trained.samples_per_second, "training": training.model_dump(mode="json")})
+        self.store.delete(f"{key}/train.pt")  # the finished prior is what later stages start from
+
+    def _train_background(self) -> None:
+        cfg = self.cfg
+        self.log(f"--- background prior: {cfg.prior.name} on all sources pooled, "
+                 f"{background_training(cfg).steps} clean steps")
         torch.manual_seed(cfg.training.seed)
         prior = build_prior(cfg.prior.name, cfg.prior.preset, num_sources=1, **cfg.prior.hparams)
-        steps = cfg.evaluation.background_steps or cfg.training.steps
-        log(f"--- background prior: {cfg.prior.name} on all sources pooled, {steps} clean steps")
-        training = cfg.training.model_copy(update={"steps": steps,
-                                                   "noise": cfg.training.noise.model_copy(update={"sigma": 0.0})})
-        train(prior, PooledSources(train_clips), training, checkpoint=folder / "train.pt", device=device, log=log)
-        save_prior(prior, folder / "prior.pt")
-    return single_prior_log_likelihood(prior, eval_clips, cfg.evaluation.batch_size, device)
+        self.train_into_store(background_key(cfg), prior, PooledSources(self.train_clips), background_training(cfg))
+
+    # --- stages -----------------------------------------------------------------------------------------
+    def stage_prior(self, stage: Stage) -> tuple[Prior, dict]:
+        key = self.keys[stage.index]
+        origin = "from scratch" if stage.init_from is None else f"from stage {stage.init_from}"
+        title = f"--- stage {stage.index}: σ={stage.sigma:g}, {stage.steps} steps"
+
+        def build() -> None:
+            self.log(f"{title}, {origin} (store {key})")
+            if stage.init_from is not None:
+                parent = self.keys[stage.init_from]
+                prior = prior_from_checkpoint(self.store.read_torch(f"{parent}/prior.pt"))
+            else:
+                torch.manual_seed(self.cfg.training.seed)
+                prior = build_prior(self.cfg.prior.name, self.cfg.prior.preset,
+                                    num_sources=len(self.train_clips.sources), **self.cfg.prior.hparams)
+            self.train_into_store(key, prior, self.train_clips, stage_training(self.cfg, stage),
+                                  ladder=self.cfg.schedule.ladder)
+
+        prior, record = self.obtain(key, title, build)
+        if record["reused"]:
+            self.log(f"{title}, {origin}: reused (store {key})")
+        return prior, record
+
+    def evaluate(self, stage: Stage, prior: Prior, folder: Path) -> tuple[dict, bool]:
+        """The stage's evaluation metrics (stored by evaluation key); its tables and plots land in ``folder``."""
+        cfg, sources = self.cfg, self.test.sources
+        stored = f"{self.keys[stage.index]}/eval/{evaluation_key(cfg, stage, self.keys[stage.index])}"
+
+        def build() -> None:
+            t0 = time.perf_counter()
+            compressor, background = self.references
+            metrics, tables = evaluate_prior(prior, self.eval_clips, sources, cfg.evaluation.noise_levels,
+                                             cfg.evaluation.batch_size, self.device, cfg.evaluation.seed,
+                                             compressor, levels_up_to(cfg.schedule.ladder, stage.sigma), background)
+            title = f"{cfg.prior.name}, stage {stage.index} (trained at σ={stage.sigma:g})"
+            scratch = self.out_dir / "scratch" / stored
+            scratch.mkdir(parents=True, exist_ok=True)
+            write_matrix_csv(scratch / "cross_likelihood.csv", tables["cross_likelihood"], sources)
+            plot_cross_likelihood(scratch / "cross_likelihood.png", tables["cross_likelihood"], sources,
+                                  f"Cross-likelihood: {title}")
+            plot_noise_curve(scratch / "noise_curve.png", tables["noise_curve"], sources,
+                             f"log p under added noise: {title}")
+            write_local(scratch / "evaluation.json", dumps_json({**metrics, "eval_seconds": time.perf_counter() - t0}))
+            self.store.put_folder(stored, scratch)
+
+        reused, _ = self.once(stored, build, f"evaluation of stage {stage.index}")
+        self.store.get_folder(stored, folder)
+        return self.store.read_json(f"{stored}/evaluation.json"), reused
+
+    def separate(self) -> dict:
+        """Annealed Langevin over the stage priors on fixed test mixtures (stored by separation key)."""
+        cfg, sep = self.cfg, self.cfg.separation
+        last = self.load(self.keys[-1])
+        levels = separation_levels(self.stages, sep, cfg.schedule.ladder if last.noise_conditional else None)
+        stored = f"{self.keys[-1]}/separation/{separation_key(cfg, levels, self.keys)}"
+
+        def build() -> None:
+            scratch = self.out_dir / "scratch" / stored
+            scratch.mkdir(parents=True, exist_ok=True)
+            metrics = self._run_langevin(levels, scratch)
+            write_local(scratch / "separation.json", dumps_json(metrics))
+            self.store.put_folder(stored, scratch)
+
+        self.once(stored, build, "separation")
+        self.store.get_folder(stored, self.out_dir / "separation")
+        return self.store.read_json(f"{stored}/separation.json")
+
+    def _run_langevin(self, levels: list[tuple[float, int]], folder: Path) -> dict:
+        cfg, sep = self.cfg, self.cfg.separation
+        clips = build_clips(cfg.data, "test", sep.length, max_eval_crops=sep.mixtures)
+        sources = clips.sources
+        references = clips.clips(range(min(sep.mixtures, len(clips))))
+        mixtures = mix(references)
+        k = references.shape[1]
+        schedule = LangevinSchedule([s for s, _ in levels], sep.steps_per_level, sep.epsilon, sep.init, sep.rule,
+                                    sep.likelihood_scale, sep.bound)
+        level_priors = [self.load(self.keys[i]) for _, i in levels]
+        for prior in level_priors:
+            prior.eval()
+        self.log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, levels "
+                 f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps, rule {sep.rule}, init {sep.init}")
+        generator = torch.Generator(device=self.device).manual_seed(sep.seed)
+        t0 = time.perf_counter()
+        sigmas = [s for s, _ in levels]
+        result = annealed_langevin(lambda i, s: level_priors[i].score(s, sigmas[i]), mixtures.to(self.device),
+                                   torch.full((k,), 1.0 / k), schedule, generator, keep_levels=True)
+        wall = time.perf_counter() - t0
+        metrics = {"separation_seconds": wall, "langevin_steps_per_s": result.steps / wall,
+                   "separation_levels": len(levels), "separation_diverged": float(result.diverged is not None)}
+        if result.diverged:
+            self.log(f"separation diverged: {result.diverged}")
+            return {**metrics, "separation_error": result.diverged}
+        estimates = result.estimates.cpu()
+        metrics.update(separation_metrics(estimates, references, mixtures, sources))
+        trace = [si_sdr(level, references).mean().item() for level in result.level_estimates]
+        plot_level_trace(folder / "si_sdr_per_level.png", schedule.sigmas, trace, metrics["si_sdr_mixture"],
+                         f"Separation after each level ({cfg.prior.name}, {sep.rule} rule)")
+        write_audio_examples(folder / "audio", mixtures, references, estimates, sources, clips.sample_rate,
+                             sep.audio_examples)
+        return metrics
 
 
-def separate(cfg: TrialConfig, stages: list[Stage], out_dir: Path, priors: dict[int, Prior], sources,
-             sample_rate: int, device, log) -> dict:
-    """Annealed Langevin over the stage priors on fixed test mixtures; scores, WAVs and a per-level trace."""
-    sep = cfg.separation
-    last_prior = priors.get(stages[-1].index) or load_prior(out_dir / f"stage{stages[-1].index}" / "prior.pt")
-    conditional = last_prior.noise_conditional
-    levels = separation_levels(stages, sep, cfg.schedule.ladder if conditional else None)
-    clips = build_clips(cfg.data, "test", sep.length, max_eval_crops=sep.mixtures)
-    references = clips.clips(range(min(sep.mixtures, len(clips))))
-    mixtures = mix(references)
-    k = references.shape[1]
-    schedule = LangevinSchedule([s for s, _ in levels], sep.steps_per_level, sep.epsilon, sep.init, sep.rule,
-                                sep.likelihood_scale, sep.bound)
-    level_priors = [priors[i] if i in priors else load_prior(out_dir / f"stage{i}" / "prior.pt").to(device)
-                    for _, i in levels]
-    for prior in level_priors:
-        prior.eval()
-    log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, levels "
-        f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps, rule {sep.rule}, init {sep.init}")
-    generator = torch.Generator(device=device).manual_seed(sep.seed)
-    t0 = time.perf_counter()
-    sigmas = [s for s, _ in levels]
-    result = annealed_langevin(lambda i, s: level_priors[i].score(s, sigmas[i]), mixtures.to(device),
-                               torch.full((k,), 1.0 / k), schedule, generator, keep_levels=True)
-    wall = time.perf_counter() - t0
-    metrics = {"separation_seconds": wall, "langevin_steps_per_s": result.steps / wall,
-               "separation_levels": len(levels), "separation_diverged": float(result.diverged is not None)}
-    if result.diverged:
-        log(f"separation diverged: {result.diverged}")
-        return {**metrics, "separation_error": result.diverged}
-    estimates = result.estimates.cpu()
-    metrics.update(separation_metrics(estimates, references, mixtures, sources))
-    trace = [si_sdr(level, references).mean().item() for level in result.level_estimates]
-    plot_level_trace(out_dir / "si_sdr_per_level.png", schedule.sigmas, trace, metrics["si_sdr_mixture"],
-                     f"Separation after each level ({cfg.prior.name}, {cfg.separation.rule} rule)")
-    write_audio_examples(out_dir / "audio", mixtures, references, estimates, sources, sample_rate, sep.audio_examples)
-    return metrics
+def default_holder() -> str:
+    """Who holds a lease: host, process and a random tag (unique even for two trials in one process)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = None, log=print,
+              store: StageStore | None = None, leases=None, holder: str | None = None) -> dict:
+    """Run (or resume) one trial; returns the final metrics (last stage + separation).
 
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
-
-
-def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = None, log=print) -> dict:
-    """Run (or resume) one trial in ``out_dir``; returns the final metrics (last stage + separation)."""
+    ``out_dir`` receives this trial's result files (per-stage tables and plots, audio, metrics.json).
+    ``store``: the stage store (default ``<out_dir>/stages``); ``leases``: a lease table shared by every
+    trial that uses the store (default: one private to this process).
+    """
     out_dir = Path(out_dir)
     _claim_folder(cfg, out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    stages = plan_stages(cfg)
-    train_clips = build_clips(cfg.data, "train", cfg.training.crop)
-    test = build_clips(cfg.data, "test", cfg.evaluation.crop, max_eval_crops=cfg.evaluation.clips)
-    eval_clips = test.clips(range(min(cfg.evaluation.clips, len(test))))
-    sources = train_clips.sources
-    references = None  # (FLAC, background) scores of the eval clips: shared by all stages, built on first use
-    priors: dict[int, Prior] = {}
+    trial = Trial(cfg, out_dir, store or StageStore(out_dir / "stages"), leases or LeaseTable(),
+                  holder or default_holder(), log)
     final = {}
-    for stage in stages:
+    for stage, key in zip(trial.stages, trial.keys):
+        prior, record = trial.stage_prior(stage)
         folder = out_dir / f"stage{stage.index}"
-        done = _read_json(folder / "metrics.json")
-        if done is not None:
-            log(f"--- stage {stage.index}: already done, skipped")
-            final = done
-            continue
-        if references is None:
-            references = (flac_log_density(eval_clips, test.sample_rate),
-                          background_scores(cfg, out_dir, train_clips, eval_clips, device, log)
-                          if cfg.evaluation.background else None)
-        metrics, priors[stage.index] = run_stage(cfg, stage, out_dir, train_clips, eval_clips, device, log,
-                                                 *references)
-        metrics["step"] = sum(s.steps for s in stages[: stage.index + 1])
-        if stage is stages[-1] and cfg.separation.enabled:
-            metrics.update(separate(cfg, stages, out_dir, priors, sources, test.sample_rate, device, log))
+        metrics, _ = trial.evaluate(stage, prior, folder)
+        metrics.update(stage=stage.index, stage_sigma=stage.sigma, stage_key=key,
+                       stage_reused=float(record["reused"]), stage_wait_seconds=record["wait_seconds"],
+                       train_seconds=record["train_seconds"], train_samples_per_s=record["train_samples_per_s"],
+                       step=sum(s.steps for s in trial.stages[: stage.index + 1]))
+        if stage is trial.stages[-1] and cfg.separation.enabled:
+            metrics.update(trial.separate())
         log(headline(metrics))
-        _write_json(folder / "metrics.json", metrics)
+        write_local(folder / "metrics.json", dumps_json(metrics))
         if report is not None:
             report(metrics, folder)
         final = metrics
-    _write_json(out_dir / "metrics.json", final)
+    write_local(out_dir / "metrics.json", dumps_json(final))
     return final
 
 
@@ -272,6 +334,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run one trial (no Ray, no MLflow): train, evaluate, separate.")
     parser.add_argument("config", type=Path, help="trial YAML (see sweeps/trials/)")
     parser.add_argument("--out", type=Path, required=True, help="output folder; re-running resumes it")
+    parser.add_argument("--store", help="stage store, a folder or a URI such as s3://bucket/stages "
+                                        "(default: <out>/stages); trials that share one reuse each other's stages")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set schedule.sigma=0.077")
     args = parser.parse_args(argv)
@@ -280,10 +344,12 @@ def main(argv=None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    final = run_trial(cfg, args.out)
-    stages = [_read_json(args.out / f"stage{stage.index}" / "metrics.json") for stage in plan_stages(cfg)]
+    store = StageStore(args.store) if args.store else None
+    final = run_trial(cfg, args.out, store=store)
+    stages = [json.loads((args.out / f"stage{stage.index}" / "metrics.json").read_text()) for stage in plan_stages(cfg)]
     print("\n" + metrics_table(stages))
-    print(f"\nmetrics written to {args.out / 'metrics.json'}; plots, audio and checkpoints under {args.out}")
+    print(f"\nmetrics written to {args.out / 'metrics.json'}; plots and audio under {args.out}; "
+          f"priors in the stage store {store.uri if store else args.out / 'stages'}")
     return 0 if final else 1
 
 

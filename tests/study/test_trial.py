@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from models import load_prior
+from study.stages import plan_stages, separation_levels, stage_keys
 from study.config import TrialConfig
-from study.trial import TrialError, plan_stages, run_trial, separation_levels
+from study.store import StageStore
+from study.trial import TrialError, run_trial
 
 TIMING = ("seconds", "per_s")
 
@@ -55,8 +57,11 @@ def test_tiny_trial_end_to_end_and_resume(tmp_path):
     final = run_trial(tiny(), tmp_path, report=lambda m, d: reports.append((m, d)), log=quiet)
     assert [m["stage"] for m, _ in reports] == [0, 1]
     assert [m["stage_sigma"] for m, _ in reports] == [0.0, 0.077]
-    for metrics, folder in reports:  # one checkpoint, metrics row and artifacts per stage
-        assert (folder / "prior.pt").is_file() and (folder / "train.pt").is_file()
+    store = StageStore(tmp_path / "stages")
+    for metrics, folder in reports:  # one stored prior, metrics row and artifacts per stage
+        assert metrics["stage_reused"] == 0.0 and store.is_complete(metrics["stage_key"])
+        assert store.exists(f"{metrics['stage_key']}/prior.pt")
+        assert not store.exists(f"{metrics['stage_key']}/train.pt")  # mid-stage checkpoint gone once finished
         assert json.loads((folder / "metrics.json").read_text())["stage"] == metrics["stage"]
         for name in ("cross_likelihood.csv", "cross_likelihood.png", "noise_curve.png"):
             assert (folder / name).stat().st_size > 0
@@ -67,12 +72,16 @@ def test_tiny_trial_end_to_end_and_resume(tmp_path):
                 "sdr/saw", "si_sdr/triangle"):
         assert math.isfinite(final[key]), key
     assert final["separation_diverged"] == 0.0
-    assert len(list((tmp_path / "audio").rglob("*.wav"))) == 2 * (1 + 2 * 4)
-    assert (tmp_path / "si_sdr_per_level.png").is_file()
-    # re-running resumes: finished stages are skipped and not reported again
-    again = []
-    assert run_trial(tiny(), tmp_path, report=lambda m, d: again.append(m), log=quiet) == final
-    assert again == []
+    assert len(list((tmp_path / "separation" / "audio").rglob("*.wav"))) == 2 * (1 + 2 * 4)
+    assert (tmp_path / "separation" / "si_sdr_per_level.png").is_file()
+    # re-running reuses every stored stage, evaluation and separation: nothing is trained again
+    again, lines = [], []
+    resumed = run_trial(tiny(), tmp_path, report=lambda m, d: again.append(m), log=lines.append)
+    assert [m["stage_reused"] for m in again] == [1.0, 1.0]
+    assert not any(line.startswith("step ") for line in lines)  # no training step ran
+    assert sum("reused" in line for line in lines) == 2
+    same = lambda m: {k: v for k, v in m.items() if k != "stage_reused"}  # noqa: E731
+    assert same(resumed) == same(final)
     with pytest.raises(TrialError, match="different configuration"):
         run_trial(tiny(schedule={"sigma": 0.129}), tmp_path, log=quiet)
 
@@ -80,7 +89,8 @@ def test_tiny_trial_end_to_end_and_resume(tmp_path):
 def test_from_clean_starts_from_clean_weights(tmp_path):
     cfg = tiny(training={"steps": 20}, schedule={"finetune_steps": 0}, separation={"enabled": False})
     run_trial(cfg, tmp_path, log=quiet)
-    clean, tuned = load_prior(tmp_path / "stage0/prior.pt"), load_prior(tmp_path / "stage1/prior.pt")
+    store, keys = StageStore(tmp_path / "stages"), stage_keys(cfg, plan_stages(cfg))
+    clean, tuned = (load_prior(store.path(f"{key}/prior.pt")) for key in keys)
     assert all(torch.equal(a, b) for a, b in zip(clean.state_dict().values(), tuned.state_dict().values()))
 
 
@@ -148,5 +158,7 @@ def test_background_prior_gives_a_likelihood_ratio_score(tmp_path):
                evaluation={"clips": 8, "background": True, "background_steps": 20}, separation={"enabled": False})
     final = run_trial(cfg, tmp_path, log=quiet)
     assert 0 <= final["auroc_ratio"] <= 1 and "auroc_ratio/sin" in final
-    background = load_prior(tmp_path / "background" / "prior.pt")
+    from study.stages import background_key
+
+    background = load_prior(StageStore(tmp_path / "stages").path(f"{background_key(cfg)}/prior.pt"))
     assert background.num_sources == 1

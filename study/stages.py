@@ -1,0 +1,172 @@
+"""A trial's stages and their content keys.
+
+A stage is one training phase at one noise level. Its key is a hash of everything that determines its
+weights: the training data, the prior family with its resolved hyper-parameters, the stage's training
+settings (steps, seed, σ, noise law) and the key of the stage it starts from. Device, threads, names,
+logging and checkpoint intervals, evaluation and separation settings are left out, so two trials that need
+the same weights name the same stage and the store trains it once. Evaluations are keyed by the stage key
+plus the evaluation settings and test data; a separation by its levels' stage keys plus its settings.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass
+
+from models import PRESETS, PRIORS
+from study.config import TrainingConfig, TrialConfig
+
+KEY_LENGTH = 16
+SIGMA_TOLERANCE = 1e-6  # relative: ladder levels computed in floating point compare equal to σ
+TEST_ONLY_DATA = {"test_size", "eval_amplitude", "test_split", "cache_dir"}
+TRAIN_ONLY_DATA = {"train_size", "train_amplitude", "train_split", "cache_dir"}
+NOT_WEIGHTS = {"log_every", "checkpoint_every"}  # training settings that do not change the weights
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    sigma: float  # training noise level of this stage (0 = clean)
+    steps: int
+    init_from: int | None  # stage whose weights this stage starts from; None = random init
+
+
+def content_hash(tree, length: int = KEY_LENGTH) -> str:
+    """A short, stable hash of a JSON-able tree (dora-style identity)."""
+    return hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+def levels_up_to(ladder, sigma: float) -> list[float]:
+    """The ladder levels ≤ σ, ascending."""
+    return sorted(level for level in ladder if level <= sigma * (1 + SIGMA_TOLERANCE))
+
+
+def plan_stages(cfg: TrialConfig) -> list[Stage]:
+    """The stages of ``cfg.schedule`` (see :class:`study.config.ScheduleConfig`)."""
+    target, steps = cfg.schedule.sigma, cfg.training.steps
+    finetune = cfg.schedule.finetune_steps if cfg.schedule.finetune_steps is not None else steps
+    if cfg.schedule.kind == "scratch":
+        return [Stage(0, target, steps, None)]
+    stages = [Stage(0, 0.0, steps, None)]
+    if target == 0:
+        return stages
+    levels = [l for l in cfg.schedule.ladder if l < target * (1 - SIGMA_TOLERANCE)] if cfg.schedule.kind == "chained" else []
+    for sigma in [*sorted(levels), target]:
+        previous = stages[-1].index
+        stages.append(Stage(previous + 1, sigma, finetune, previous if cfg.schedule.kind == "chained" else 0))
+    return stages
+
+
+def stage_training(cfg: TrialConfig, stage: Stage) -> TrainingConfig:
+    """The training settings of one stage: its steps, its own seed and its σ."""
+    return cfg.training.model_copy(update={
+        "steps": stage.steps, "seed": cfg.training.seed + stage.index,
+        "noise": cfg.training.noise.model_copy(update={"sigma": stage.sigma})})
+
+
+def _prior_identity(cfg: TrialConfig) -> dict:
+    """The prior family and its full constructor kwargs (a preset and the same explicit values are one prior)."""
+    hparams = {**PRESETS[cfg.prior.name].get(cfg.prior.preset or "", {}), **cfg.prior.hparams}
+    return {"name": cfg.prior.name, "hparams": hparams}
+
+
+def _training_identity(training: TrainingConfig, noise_conditional: bool) -> dict:
+    tree = training.model_dump(mode="json", exclude=NOT_WEIGHTS)
+    noise = tree["noise"]
+    if noise["sigma"] == 0:  # clean: the noise law is never used
+        tree["noise"] = {"sigma": 0.0}
+    elif not noise_conditional:  # levels and weighting only apply to σ-conditional priors
+        noise.pop("levels"), noise.pop("weighting")
+    return tree
+
+
+def data_identity(cfg: TrialConfig, split: str) -> dict:
+    """The data settings that decide the clips of ``split`` ("train" or "test")."""
+    return cfg.data.model_dump(mode="json", exclude=TEST_ONLY_DATA if split == "train" else TRAIN_ONLY_DATA)
+
+
+def is_noise_conditional(cfg: TrialConfig) -> bool:
+    """Whether the prior is told σ: its constructor's ``noise_conditional`` default, unless overridden."""
+    parameter = inspect.signature(PRIORS[cfg.prior.name]).parameters.get("noise_conditional")
+    default = parameter.default if parameter is not None else False
+    return bool(_prior_identity(cfg)["hparams"].get("noise_conditional", default))
+
+
+def stage_keys(cfg: TrialConfig, stages: list[Stage]) -> list[str]:
+    """The content key of every stage, in order (a stage's key includes its parent's)."""
+    conditional = is_noise_conditional(cfg)
+    keys: list[str] = []
+    for stage in stages:
+        tree = {"data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
+                "training": _training_identity(stage_training(cfg, stage), conditional),
+                "parent": keys[stage.init_from] if stage.init_from is not None else None}
+        if conditional:
+            tree["ladder"] = list(cfg.schedule.ladder)
+        keys.append(content_hash(tree))
+    return keys
+
+
+def background_training(cfg: TrialConfig) -> TrainingConfig:
+    """The background prior's training: clean, ``evaluation.background_steps`` (default training.steps)."""
+    return cfg.training.model_copy(update={"steps": cfg.evaluation.background_steps or cfg.training.steps,
+                                           "noise": cfg.training.noise.model_copy(update={"sigma": 0.0})})
+
+
+def background_key(cfg: TrialConfig) -> str:
+    """The key of the background prior (one source, all sources pooled, clean)."""
+    return content_hash({"background": True, "data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
+                         "training": _training_identity(background_training(cfg), False)})
+
+
+def evaluation_key(cfg: TrialConfig, stage: Stage, key: str) -> str:
+    """The key of one stage's evaluation: its weights, the test clips and every evaluation setting."""
+    settings = cfg.evaluation.model_dump(mode="json", exclude={"batch_size"})
+    return content_hash({"stage": key, "evaluation": settings, "data": data_identity(cfg, "test"),
+                         "matched": levels_up_to(cfg.schedule.ladder, stage.sigma),
+                         "background": background_key(cfg) if cfg.evaluation.background else None})
+
+
+def separation_levels(stages: list[Stage], cfg, ladder=None) -> list[tuple[float, int]]:
+    """(σ, stage index) in decreasing σ, entered at ``cfg.start_sigma`` when given.
+
+    Unconditional priors: each stage's prior serves at its own σ (a clean one at ``floor_sigma``). With
+    ``ladder`` (a noise-conditional prior), the last stage's prior serves every ladder level up to its σ.
+    """
+    levels = {}
+    if ladder is not None:
+        last = stages[-1]
+        for sigma in levels_up_to(ladder, max(last.sigma, cfg.floor_sigma)):
+            levels[sigma] = last.index
+    else:
+        for stage in stages:  # a later stage at the same level (e.g. fine-tuned at the floor) wins
+            levels[max(stage.sigma, cfg.floor_sigma)] = stage.index
+    ordered = sorted(levels.items(), reverse=True) or [(cfg.floor_sigma, stages[-1].index)]
+    if cfg.start_sigma is not None:
+        entered = [(s, i) for s, i in ordered if s <= cfg.start_sigma * (1 + SIGMA_TOLERANCE)]
+        ordered = entered or ordered[-1:]
+    return ordered
+
+
+def separation_key(cfg: TrialConfig, levels: list[tuple[float, int]], keys: list[str]) -> str:
+    """The key of a separation run: the priors at each level, the settings and the test data."""
+    return content_hash({"levels": [(sigma, keys[index]) for sigma, index in levels],
+                         "separation": cfg.separation.model_dump(mode="json"), "data": data_identity(cfg, "test")})
+
+
+def training_cost(configs: list[TrialConfig]) -> dict[str, tuple[int, int]]:
+    """Training steps planned and distinct after sharing, per prior family and overall (key ``all``)."""
+    planned: dict[str, int] = {}
+    distinct: dict[str, dict[str, int]] = {}
+    for cfg in configs:
+        stages = plan_stages(cfg)
+        work = list(zip(stage_keys(cfg, stages), (s.steps for s in stages)))
+        if cfg.evaluation.background:
+            work.append((background_key(cfg), background_training(cfg).steps))
+        family = cfg.prior.name
+        for key, steps in work:
+            planned[family] = planned.get(family, 0) + steps
+            distinct.setdefault(family, {})[key] = steps
+    cost = {family: (planned[family], sum(distinct[family].values())) for family in planned}
+    cost["all"] = (sum(p for p, _ in cost.values()), sum(d for _, d in cost.values()))
+    return cost

@@ -1,0 +1,156 @@
+"""The stage store: finished training stages, evaluations and separations, addressed by content.
+
+    store = StageStore("runs/ray/stages")            # or "s3://bucket/prefix/stages"
+    store.write_json(f"{key}/training.json", record)  # atomic: a temporary name, then a rename
+    store.mark_complete(key)                          # written last; readers trust nothing before it
+
+Everything goes through pyarrow's filesystem layer, the one Ray Tune uses for ``storage``, so the same code
+serves a local folder, NFS and S3 (credentials and endpoints from the usual ``AWS_*`` variables). A folder
+counts as finished only once its ``COMPLETE`` marker exists, so a writer killed half way leaves files that
+are ignored and overwritten by the next writer, never a truncated result that is trusted.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+COMPLETE = "COMPLETE"
+
+
+class StoreError(RuntimeError):
+    """A stored file is unreadable; the message names it."""
+
+
+def open_filesystem(uri: str | Path) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, root path) for a local path or a URI such as ``s3://bucket/prefix``."""
+    text = str(uri)
+    if "://" not in text:
+        return pafs.LocalFileSystem(), str(Path(text).expanduser().resolve())
+    return pafs.FileSystem.from_uri(text)
+
+
+def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part.
+
+    The bytes go to a unique temporary name first, then are moved into place (a rename on local disks;
+    object stores publish an object only when its upload completes).
+    """
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.create_dir(parent, recursive=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with fs.open_output_stream(tmp) as stream:
+        stream.write(data)
+    fs.move(tmp, path)
+
+
+def write_local(path: str | Path, data: bytes | str) -> None:
+    """:func:`atomic_write` for a local file (metrics.json, checkpoints)."""
+    atomic_write(pafs.LocalFileSystem(), str(Path(path).resolve()), data.encode() if isinstance(data, str) else data)
+
+
+def dumps_json(data: dict) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True).encode()
+
+
+class StageStore:
+    """Files under one root, addressed by relative paths such as ``<key>/prior.pt``."""
+
+    def __init__(self, uri: str | Path):
+        self.uri = str(uri)
+        self.fs, self.root = open_filesystem(uri)
+
+    def __repr__(self) -> str:
+        return f"StageStore({self.uri!r})"
+
+    def path(self, relative: str) -> str:
+        return f"{self.root.rstrip('/')}/{relative}"
+
+    def exists(self, relative: str) -> bool:
+        return self.fs.get_file_info(self.path(relative)).type != pafs.FileType.NotFound
+
+    def is_complete(self, folder: str) -> bool:
+        return self.exists(f"{folder}/{COMPLETE}")
+
+    def mark_complete(self, folder: str) -> None:
+        atomic_write(self.fs, self.path(f"{folder}/{COMPLETE}"), b"")
+
+    # --- bytes and JSON ------------------------------------------------------------------------------
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        atomic_write(self.fs, self.path(relative), data)
+
+    def read_bytes(self, relative: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(self.path(relative)) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return None
+
+    def write_json(self, relative: str, data: dict) -> None:
+        self.write_bytes(relative, dumps_json(data))
+
+    def read_json(self, relative: str) -> dict | None:
+        raw = self.read_bytes(relative)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as error:
+            raise StoreError(f"{self.path(relative)}: not valid JSON ({error})") from None
+
+    def write_torch(self, relative: str, record) -> None:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(record, buffer)
+        self.write_bytes(relative, buffer.getvalue())
+
+    def read_torch(self, relative: str):
+        """A checkpoint loaded with ``weights_only=True``; None when absent."""
+        import torch
+
+        raw = self.read_bytes(relative)
+        if raw is None:
+            return None
+        try:
+            return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any unpickling failure means a damaged file
+            raise StoreError(f"{self.path(relative)}: unreadable checkpoint ({type(error).__name__}: {error})") from None
+
+    def delete(self, relative: str) -> None:
+        try:
+            self.fs.delete_file(self.path(relative))
+        except FileNotFoundError:
+            pass
+
+    # --- folders ------------------------------------------------------------------------------------
+    def list(self, folder: str) -> list[str]:
+        """Relative paths of the files below ``folder`` (recursively), sorted; empty when absent."""
+        base = self.path(folder)
+        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        return sorted(info.path[len(base) + 1:] for info in infos if info.type == pafs.FileType.File)
+
+    def put_folder(self, folder: str, local: Path, suffixes=None) -> None:
+        """Copy the files of a local folder (recursively) into ``folder``, each atomically."""
+        for file in sorted(Path(local).rglob("*")):
+            if file.is_file() and (suffixes is None or file.suffix in suffixes):
+                self.write_bytes(f"{folder}/{file.relative_to(local).as_posix()}", file.read_bytes())
+
+    def get_folder(self, folder: str, local: Path) -> None:
+        """Copy every file below ``folder`` into the local folder ``local`` (markers and temporaries left out)."""
+        for name in self.list(folder):
+            if name == COMPLETE or ".tmp-" in name:
+                continue
+            target = Path(local) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_local(target, self.read_bytes(f"{folder}/{name}"))
+
+
+def default_store_uri(storage: str) -> str:
+    """The stage store of a sweep's storage root (a local path or a URI): ``<storage>/stages``."""
+    return f"{storage.rstrip('/')}/stages" if "://" in storage else os.path.join(storage, "stages")
