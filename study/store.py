@@ -69,7 +69,8 @@ class StageStore:
         return f"StageStore({self.uri!r})"
 
     def path(self, relative: str) -> str:
-        return f"{self.root.rstrip('/')}/{relative}"
+        root = self.root.rstrip("/")
+        return f"{root}/{relative}" if relative else root
 
     def exists(self, relative: str) -> bool:
         return self.fs.get_file_info(self.path(relative)).type != pafs.FileType.NotFound

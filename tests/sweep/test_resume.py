@@ -1,0 +1,108 @@
+"""Durability of real subprocess sweeps: the driver killed with SIGKILL, SIGINT or SIGTERM mid-trial, then the
+same command run again. Counts what was redone, not only what exists: every distinct stage is trained
+exactly once, no finished stage is trained again, no (metric, step) is logged twice, no run is left RUNNING.
+Also: two concurrent trials that need the same clean stage train it once."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from study.store import StageStore
+from study.sweep import load_sweep, run_sweep
+
+from .conftest import write_sweep
+from .test_sweep_run import runs_of
+
+SIGMAS = [0.0, 0.077, 0.129]  # from_clean: 5 stages planned, 3 distinct (the clean stage is shared)
+
+
+def stage_folders(store: StageStore) -> dict[str, list[str]]:
+    """Trained stages (those with attempts) -> their attempt records."""
+    keys = {name.split("/")[0] for name in store.list("") if "/attempts/" in name and name.count("/") == 2}
+    return {key: store.list(f"{key}/attempts") for key in keys}
+
+
+def assert_no_metric_logged_twice(client, runs):
+    for run in runs:
+        for metric in run.data.metrics:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, metric)]
+            assert len(steps) == len(set(steps)), (run.info.run_name, metric, steps)
+
+
+def run_driver(path, cwd, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "study.sweep", path], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_driver_stopped_mid_trial_resumes_without_redoing_anything(tmp_path, stop):
+    base = {"data": {"train_size": 100, "test_size": 50}, "prior": {"name": "wavenet", "preset": "tiny"},
+            "training": {"steps": 150, "batch_size": 8, "crop": 1024, "log_every": 1000, "checkpoint_every": 20},
+            "schedule": {"kind": "from_clean", "finetune_steps": 400},
+            "evaluation": {"clips": 8, "crop": 256, "noise_levels": [0.01]},
+            "separation": {"mixtures": 1, "length": 256, "steps_per_level": 5, "audio_examples": 1}}
+    path = write_sweep(tmp_path, base=base, space={"schedule.sigma": {"grid": SIGMAS}}, max_concurrent=1)
+    store = StageStore(tmp_path / "ray" / "stages")
+    # SIGKILL takes the whole process group (driver and the local Ray it started), as a crashed node would
+    first = run_driver(path, tmp_path, start_new_session=stop == signal.SIGKILL)
+    deadline = time.time() + 240
+    while time.time() < deadline and first.poll() is None:  # stop while trial 2 trains its fine-tuned stage
+        time.sleep(0.2)
+        trained = stage_folders(store)
+        if len(trained) >= 2 and sum(store.is_complete(k) for k in trained) == 1:
+            break
+    assert first.poll() is None, first.communicate()[0][-3000:]
+    if stop == signal.SIGKILL:
+        os.killpg(first.pid, signal.SIGKILL)
+    else:
+        first.send_signal(stop)
+    output, _ = first.communicate(timeout=120)
+    if stop != signal.SIGKILL:
+        assert first.returncode == 128 + stop, output[-3000:]
+        assert "Resume with: python -m study.sweep" in output
+        _, parents, children = runs_of(tmp_path)
+        assert parents[0].info.status == "KILLED" and "frontier.csv" not in output
+        assert all(r.info.status != "RUNNING" for r in [*parents, *children]), output[-3000:]
+    before = stage_folders(store)
+    finished_before = {k for k in before if store.is_complete(k)}
+    assert finished_before, output[-3000:]
+
+    again = run_driver(path, tmp_path)
+    output, _ = again.communicate(timeout=400)
+    assert again.returncode == 0, output[-3000:]
+    after = stage_folders(store)
+    assert len(after) == 3 and all(store.is_complete(k) for k in after)  # distinct stages, each trained
+    for key in finished_before:  # ... and none trained again
+        assert after[key] == before[key], output[-3000:]
+    for key in set(after) - finished_before:  # an interrupted stage continued from its checkpoint
+        resumed = [store.read_json(f"{key}/attempts/{a}") for a in after[key] if a not in before.get(key, [])]
+        assert len(resumed) <= 1, resumed
+    assert "reused" in output
+
+    client, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children), output[-3000:]
+    assert all("study.error" not in c.data.tags and "study.killed" not in c.data.tags for c in children)
+    assert_no_metric_logged_twice(client, children)
+    for child in children:
+        expected = [0] if child.data.params["schedule.sigma"] == "0.0" else [0, 1]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "auroc")] == expected
+
+
+def test_concurrent_trials_train_a_shared_stage_once(tmp_path, ray_session):
+    path = write_sweep(tmp_path, space={"schedule.sigma": {"grid": [0.077, 0.129]}}, max_concurrent=2)
+    sweep = load_sweep(path, [])
+    summary = run_sweep(sweep, path, log=lambda line: None)
+    assert (summary.finished, summary.failed) == (2, 0)
+    store = StageStore(tmp_path / "ray" / "stages")
+    trained = stage_folders(store)
+    assert len(trained) == 3 and all(len(attempts) == 1 for attempts in trained.values())  # clean stage once
+    client, _, children = runs_of(tmp_path)
+    reused = [client.get_run(c.info.run_id).data.tags["study.stage0.reused"] for c in children]
+    assert sorted(reused) == ["false", "true"]
+    keys = {client.get_run(c.info.run_id).data.tags["study.stage0.key"] for c in children}
+    assert len(keys) == 1
