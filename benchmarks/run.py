@@ -4,7 +4,8 @@
     python -m benchmarks.run --only priors --sizes small        # a subset
 
 Sections: prior training/evaluation throughput (toy and small sizes, with the published figure and the
-ratio for the toy sizes), Langevin separation speed, and sweep overhead/concurrency. Medians of repeats,
+ratio for the toy sizes), Langevin separation speed, sweep overhead/concurrency, and what stage sharing saves (a shrunk noise_frontier
+with sharing on and off). Medians of repeats,
 measured side by side in one run; no timing is ever asserted in tests.
 """
 from __future__ import annotations
@@ -19,9 +20,10 @@ from study.runtime import pick_device
 from .common import machine
 from .langevin import bench_langevin
 from .priors import bench_prior
+from .sharing import bench_sharing
 from .sweep_overhead import bench_sweep
 
-SECTIONS = ("priors", "langevin", "sweep")
+SECTIONS = ("priors", "langevin", "sweep", "sharing")
 
 
 def table(rows: list[dict]) -> str:
@@ -53,6 +55,8 @@ def main(argv=None) -> None:
                                for s in args.sizes for p in args.priors]
     if "sweep" in args.only:
         results["sweep"] = [bench_sweep("trivial"), bench_sweep("short")]
+    if "sharing" in args.only:
+        results["sharing"] = bench_sharing()
     print(f"device: {results['machine']}")
     for section in SECTIONS:
         if section in results:

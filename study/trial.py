@@ -151,7 +151,8 @@ class Trial:
             checkpoint.unlink()  # a local leftover the store never received is not trusted
         start = self.store.read_torch(f"{key}/train.pt")["step"] if saved is not None else 0
         self.store.write_json(f"{key}/attempts/{time.time():.3f}-{uuid.uuid4().hex[:6]}.json",
-                              {"holder": self.holder, "start_step": start, "steps": training.steps})
+                              {"holder": self.holder, "pid": os.getpid(), "start_step": start,
+                               "steps": training.steps})
         trained = train(prior, data, training, checkpoint=checkpoint, device=self.device, log=self.log,
                         ladder=ladder,
                         on_checkpoint=lambda path: self.store.write_bytes(f"{key}/train.pt", path.read_bytes()))

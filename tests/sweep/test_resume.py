@@ -106,3 +106,44 @@ def test_concurrent_trials_train_a_shared_stage_once(tmp_path, ray_session):
     assert sorted(reused) == ["false", "true"]
     keys = {client.get_run(c.info.run_id).data.tags["study.stage0.key"] for c in children}
     assert len(keys) == 1
+
+
+def test_killed_worker_is_retried_and_continues_its_stage(tmp_path, ray_session):
+    """SIGKILL the Ray worker of a trial mid-stage: Tune retries it (failure.max_failures), and the retry
+    reuses the finished clean stage and continues the fine-tuning from its last stored checkpoint."""
+    import threading
+
+    base = {"data": {"train_size": 100, "test_size": 50}, "prior": {"name": "wavenet", "preset": "tiny"},
+            "training": {"steps": 100, "batch_size": 8, "crop": 1024, "log_every": 1000, "checkpoint_every": 20},
+            "schedule": {"kind": "from_clean", "finetune_steps": 400},
+            "evaluation": {"clips": 8, "crop": 1024, "noise_levels": [0.01]},
+            "separation": {"mixtures": 1, "length": 256, "steps_per_level": 5, "audio_examples": 1}}
+    path = write_sweep(tmp_path, base=base, space={"schedule.sigma": {"grid": [0.077]}}, failure={"max_failures": 1})
+    store = StageStore(tmp_path / "ray" / "stages")
+    killed = []
+
+    def kill_worker_mid_stage():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(0.1)
+            for key, attempts in stage_folders(store).items():
+                if not store.is_complete(key) and store.exists(f"{key}/train.pt"):
+                    record = store.read_json(f"{key}/attempts/{attempts[0]}")
+                    os.kill(record["pid"], signal.SIGKILL)
+                    killed.append(key)
+                    return
+
+    killer = threading.Thread(target=kill_worker_mid_stage)
+    killer.start()
+    summary = run_sweep(load_sweep(path, []), path, log=lambda line: None)
+    killer.join()
+    assert killed and (summary.finished, summary.failed) == (1, 0)
+    trained = stage_folders(store)
+    assert len(trained) == 2 and all(store.is_complete(k) for k in trained)
+    clean = next(k for k in trained if k not in killed)
+    assert len(trained[clean]) == 1  # not trained again by the retry
+    retry = [store.read_json(f"{killed[0]}/attempts/{a}") for a in trained[killed[0]]]
+    assert len(retry) == 2 and retry[1]["start_step"] > 0  # continued from the stored checkpoint
+    client, _, children = runs_of(tmp_path)
+    assert len(children) == 1 and children[0].info.status == "FINISHED"
+    assert_no_metric_logged_twice(client, children)
