@@ -47,6 +47,15 @@ def steps_executed(store: StageStore) -> int:
     return total
 
 
+def waiting_seconds(summary) -> float:
+    """Σ over trials and stages of the time a trial held its slot waiting for another trial's stage."""
+    from study.tracking import child_runs, client_for
+
+    client = client_for(summary.tracking_uri)
+    return sum(m.value for run in child_runs(client, summary.experiment_id, summary.parent_run_id)
+               for m in client.get_metric_history(run.info.run_id, "stage_wait_seconds"))
+
+
 def bench_sharing() -> list[dict]:
     import ray
 
@@ -63,7 +72,7 @@ def bench_sharing() -> list[dict]:
                     raise RuntimeError(f"{sweep.name}: {summary.finished} of {sweep.num_trials()} trials finished")
                 rows.append({"sharing": "on" if share else "off", "trials": summary.finished,
                              "training_steps_executed": steps_executed(StageStore(Path(tmp) / "ray" / "stages")),
-                             "wall_s": round(wall, 1)})
+                             "wall_s": round(wall, 1), "waiting_for_stages_s": round(waiting_seconds(summary), 1)})
     finally:
         ray.shutdown()
     off, on = rows
