@@ -10,6 +10,7 @@ skipped: a silent vocal crop says nothing about the vocal prior.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 from torch.utils.data import Dataset
+
+from study.store import write_local
 
 from .base import DataError, mix
 
@@ -129,10 +132,9 @@ class StemsDataset(Dataset):
         if rate != self.sample_rate:
             audio = AF.resample(audio, rate, self.sample_rate)
         audio = np.stack([normalise(s) for s in audio.numpy()]).astype(np.float32)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, audio)
-        os.replace(tmp, cached)  # atomic: concurrent trials never read a half-written file
+        buffer = io.BytesIO()
+        np.save(buffer, audio)
+        write_local(cached, buffer.getvalue())  # atomic: concurrent trials never read a half-written file
         return audio
 
     # --- crops ---------------------------------------------------------------------------------------
