@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import uuid
 from pathlib import Path
 
@@ -136,10 +135,10 @@ class StageStore:
         infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
         return sorted(info.path[len(base) + 1:] for info in infos if info.type == pafs.FileType.File)
 
-    def put_folder(self, folder: str, local: Path, suffixes=None) -> None:
+    def put_folder(self, folder: str, local: Path) -> None:
         """Copy the files of a local folder (recursively) into ``folder``, each atomically."""
         for file in sorted(Path(local).rglob("*")):
-            if file.is_file() and (suffixes is None or file.suffix in suffixes):
+            if file.is_file():
                 self.write_bytes(f"{folder}/{file.relative_to(local).as_posix()}", file.read_bytes())
 
     def get_folder(self, folder: str, local: Path) -> None:
@@ -154,4 +153,4 @@ class StageStore:
 
 def default_store_uri(storage: str) -> str:
     """The stage store of a sweep's storage root (a local path or a URI): ``<storage>/stages``."""
-    return f"{storage.rstrip('/')}/stages" if "://" in storage else os.path.join(storage, "stages")
+    return f"{storage.rstrip('/')}/stages"

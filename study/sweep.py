@@ -330,8 +330,8 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         ray.kill(leases)
     if interrupted:
         status = "KILLED"  # Tune reports stopped trials as TERMINATED: count the runs that really finished
-        finished = sum(run.info.status == "FINISHED" for run in child_runs(client, experiment_id, parent_id))
-        failed = sum(run.info.status == "FAILED" for run in child_runs(client, experiment_id, parent_id))
+        statuses = [run.info.status for run in child_runs(client, experiment_id, parent_id)]
+        finished, failed = statuses.count("FINISHED"), statuses.count("FAILED")
         log(f"sweep stopped by {signal.Signals(interrupted).name}; finished stages are kept in the stage store. "
             f"Resume with: python -m study.sweep {sweep_file or 'SWEEP.yaml'} --resume")
     closed = close_dangling(client, experiment_id, parent_id)

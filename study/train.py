@@ -26,6 +26,7 @@ from study.data import build_clips
 from study.evaluate import cross_log_likelihood, log_likelihoods
 from study.metrics import cross_likelihood
 from study.runtime import autocast, pick_device
+from study.stages import levels_up_to
 from study.store import write_local
 
 
@@ -59,7 +60,7 @@ def draw_sigmas(noise: NoiseConfig, ladder, shape, generator: torch.Generator) -
     """Per clip and source noise levels for a noise-conditional prior: [B, K] (zeros when noise.sigma = 0)."""
     if noise.sigma == 0:
         return torch.zeros(shape)
-    levels = sorted(level for level in ladder if level <= noise.sigma * (1 + 1e-6)) or [noise.sigma]
+    levels = levels_up_to(ladder, noise.sigma) or [noise.sigma]
     if noise.levels == "ladder":
         return torch.tensor(levels)[torch.randint(len(levels), shape, generator=generator)]
     low, high = math.log(levels[0]), math.log(noise.sigma)

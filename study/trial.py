@@ -40,12 +40,11 @@ from study.separate import LangevinSchedule, annealed_langevin
 from study.stages import (Stage, background_key, background_training, content_hash, evaluation_key, levels_up_to,
                           plan_stages, separation_key, separation_levels, stage_keys, stage_training)
 from study.store import StageStore, dumps_json, write_local
-from study.train import train
+from study.train import load_checkpoint, train
 
 Report = Callable[[dict, Path], None]
 NOT_SEMANTIC = {"device", "threads", "name"}  # settings that do not change results
 WAIT_POLL_SECONDS = 1.0
-RESULT_FILES = (".json", ".csv", ".png", ".wav")
 
 
 class TrialError(RuntimeError):
@@ -149,7 +148,7 @@ class Trial:
             write_local(checkpoint, saved)
         elif checkpoint.exists():
             checkpoint.unlink()  # a local leftover the store never received is not trusted
-        start = self.store.read_torch(f"{key}/train.pt")["step"] if saved is not None else 0
+        start = load_checkpoint(checkpoint)["step"] if saved is not None else 0
         self.store.write_json(f"{key}/attempts/{time.time():.3f}-{uuid.uuid4().hex[:6]}.json",
                               {"holder": self.holder, "pid": os.getpid(), "start_step": start,
                                "steps": training.steps})
@@ -193,7 +192,7 @@ class Trial:
             self.log(f"{title}, {origin}: reused (store {key})")
         return prior, record
 
-    def evaluate(self, stage: Stage, prior: Prior, folder: Path) -> tuple[dict, bool]:
+    def evaluate(self, stage: Stage, prior: Prior, folder: Path) -> dict:
         """The stage's evaluation metrics (stored by evaluation key); its tables and plots land in ``folder``."""
         cfg, sources = self.cfg, self.test.sources
         stored = f"{self.keys[stage.index]}/eval/{evaluation_key(cfg, stage, self.keys[stage.index])}"
@@ -215,9 +214,9 @@ class Trial:
             write_local(scratch / "evaluation.json", dumps_json({**metrics, "eval_seconds": time.perf_counter() - t0}))
             self.store.put_folder(stored, scratch)
 
-        reused, _ = self.once(stored, build, f"evaluation of stage {stage.index}")
+        self.once(stored, build, f"evaluation of stage {stage.index}")
         self.store.get_folder(stored, folder)
-        return self.store.read_json(f"{stored}/evaluation.json"), reused
+        return self.store.read_json(f"{stored}/evaluation.json")
 
     def separate(self) -> dict:
         """Annealed Langevin over the stage priors on fixed test mixtures (stored by separation key)."""
@@ -295,7 +294,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
     for stage, key in zip(trial.stages, trial.keys):
         prior, record = trial.stage_prior(stage)
         folder = out_dir / f"stage{stage.index}"
-        metrics, _ = trial.evaluate(stage, prior, folder)
+        metrics = trial.evaluate(stage, prior, folder)
         metrics.update(stage=stage.index, stage_sigma=stage.sigma, stage_key=key,
                        stage_reused=float(record["reused"]), stage_wait_seconds=record["wait_seconds"],
                        train_seconds=record["train_seconds"], train_samples_per_s=record["train_samples_per_s"],
