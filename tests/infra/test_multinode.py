@@ -3,7 +3,6 @@ and every run, metric and artifact reaches the server over HTTP."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from mlflow.tracking import MlflowClient
 
 from study.tracking import PARENT_TAG
 
+from ..ports import free_port
 from ..sweep.conftest import write_sweep
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

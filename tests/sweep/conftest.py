@@ -17,6 +17,18 @@ TINY_BASE = {
 }
 
 
+# Trials slow enough to be stopped mid-stage: a short clean stage, then 400 fine-tuning steps checkpointed
+# every 20 (each checkpoint uploaded to the stage store).
+KILLABLE_BASE = {
+    "data": {"train_size": 100, "test_size": 50},
+    "prior": {"name": "wavenet", "preset": "tiny"},
+    "training": {"steps": 150, "batch_size": 8, "crop": 1024, "log_every": 1000, "checkpoint_every": 20},
+    "schedule": {"kind": "from_clean", "finetune_steps": 400},
+    "evaluation": {"clips": 8, "crop": 1024, "noise_levels": [0.01]},
+    "separation": {"mixtures": 1, "length": 256, "steps_per_level": 5, "audio_examples": 1},
+}
+
+
 def write_sweep(folder, **overrides) -> str:
     tree = {
         "name": "tiny",

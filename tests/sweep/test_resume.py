@@ -13,7 +13,7 @@ import pytest
 from study.store import StageStore
 from study.sweep import load_sweep, run_sweep
 
-from .conftest import write_sweep
+from .conftest import KILLABLE_BASE, write_sweep
 from .test_sweep_run import runs_of
 
 SIGMAS = [0.0, 0.077, 0.129]  # from_clean: 5 stages planned, 3 distinct (the clean stage is shared)
@@ -32,6 +32,17 @@ def assert_no_metric_logged_twice(client, runs):
             assert len(steps) == len(set(steps)), (run.info.run_name, metric, steps)
 
 
+def wait_for_second_stage(store: StageStore, driver: subprocess.Popen) -> None:
+    """Return once one stage is complete and a second one is training (the moment to stop the driver)."""
+    deadline = time.time() + 240
+    while time.time() < deadline and driver.poll() is None:
+        time.sleep(0.2)
+        trained = stage_folders(store)
+        if len(trained) >= 2 and sum(store.is_complete(k) for k in trained) == 1:
+            break
+    assert driver.poll() is None, driver.communicate()[0][-3000:]
+
+
 def run_driver(path, cwd, **kwargs):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "study.sweep", path], cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -40,22 +51,11 @@ def run_driver(path, cwd, **kwargs):
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 def test_driver_stopped_mid_trial_resumes_without_redoing_anything(tmp_path, stop):
-    base = {"data": {"train_size": 100, "test_size": 50}, "prior": {"name": "wavenet", "preset": "tiny"},
-            "training": {"steps": 150, "batch_size": 8, "crop": 1024, "log_every": 1000, "checkpoint_every": 20},
-            "schedule": {"kind": "from_clean", "finetune_steps": 400},
-            "evaluation": {"clips": 8, "crop": 256, "noise_levels": [0.01]},
-            "separation": {"mixtures": 1, "length": 256, "steps_per_level": 5, "audio_examples": 1}}
-    path = write_sweep(tmp_path, base=base, space={"schedule.sigma": {"grid": SIGMAS}}, max_concurrent=1)
+    path = write_sweep(tmp_path, base=KILLABLE_BASE, space={"schedule.sigma": {"grid": SIGMAS}}, max_concurrent=1)
     store = StageStore(tmp_path / "ray" / "stages")
     # SIGKILL takes the whole process group (driver and the local Ray it started), as a crashed node would
     first = run_driver(path, tmp_path, start_new_session=stop == signal.SIGKILL)
-    deadline = time.time() + 240
-    while time.time() < deadline and first.poll() is None:  # stop while trial 2 trains its fine-tuned stage
-        time.sleep(0.2)
-        trained = stage_folders(store)
-        if len(trained) >= 2 and sum(store.is_complete(k) for k in trained) == 1:
-            break
-    assert first.poll() is None, first.communicate()[0][-3000:]
+    wait_for_second_stage(store, first)
     if stop == signal.SIGKILL:
         os.killpg(first.pid, signal.SIGKILL)
     else:
@@ -113,12 +113,8 @@ def test_killed_worker_is_retried_and_continues_its_stage(tmp_path, ray_session)
     reuses the finished clean stage and continues the fine-tuning from its last stored checkpoint."""
     import threading
 
-    base = {"data": {"train_size": 100, "test_size": 50}, "prior": {"name": "wavenet", "preset": "tiny"},
-            "training": {"steps": 100, "batch_size": 8, "crop": 1024, "log_every": 1000, "checkpoint_every": 20},
-            "schedule": {"kind": "from_clean", "finetune_steps": 400},
-            "evaluation": {"clips": 8, "crop": 1024, "noise_levels": [0.01]},
-            "separation": {"mixtures": 1, "length": 256, "steps_per_level": 5, "audio_examples": 1}}
-    path = write_sweep(tmp_path, base=base, space={"schedule.sigma": {"grid": [0.077]}}, failure={"max_failures": 1})
+    path = write_sweep(tmp_path, base=KILLABLE_BASE, space={"schedule.sigma": {"grid": [0.077]}},
+                       failure={"max_failures": 1})
     store = StageStore(tmp_path / "ray" / "stages")
     killed = []
 

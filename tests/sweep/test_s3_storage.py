@@ -3,7 +3,6 @@ and the stage store both live in the bucket; the driver is killed with SIGKILL m
 finishes without training a finished stage again."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,10 @@ import pytest
 
 from study.store import StageStore
 
-from .conftest import write_sweep
-from .test_resume import assert_no_metric_logged_twice, run_driver, stage_folders
+from ..ports import free_port
+from .conftest import KILLABLE_BASE, write_sweep
+from .test_resume import assert_no_metric_logged_twice, run_driver, stage_folders, wait_for_second_stage
 from .test_sweep_run import runs_of
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -49,22 +43,11 @@ def s3_server(monkeypatch):
 
 
 def test_sweep_on_s3_survives_sigkill_and_resumes(tmp_path, s3_server):
-    base = {"data": {"train_size": 100, "test_size": 50}, "prior": {"name": "wavenet", "preset": "tiny"},
-            "training": {"steps": 100, "batch_size": 8, "crop": 1024, "log_every": 1000, "checkpoint_every": 20},
-            "schedule": {"kind": "from_clean", "finetune_steps": 400},
-            "evaluation": {"clips": 8, "crop": 1024, "noise_levels": [0.01]},
-            "separation": {"mixtures": 1, "length": 256, "steps_per_level": 5, "audio_examples": 1}}
-    path = write_sweep(tmp_path, base=base, space={"schedule.sigma": {"grid": [0.0, 0.077]}}, max_concurrent=1,
-                       storage=s3_server)
+    path = write_sweep(tmp_path, base=KILLABLE_BASE, space={"schedule.sigma": {"grid": [0.0, 0.077]}},
+                       max_concurrent=1, storage=s3_server)
     store = StageStore(f"{s3_server}/stages")
     first = run_driver(path, tmp_path, start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and first.poll() is None:  # kill while the fine-tuned stage trains
-        time.sleep(0.3)
-        trained = stage_folders(store)
-        if len(trained) == 2 and sum(store.is_complete(k) for k in trained) == 1:
-            break
-    assert first.poll() is None, first.communicate()[0][-3000:]
+    wait_for_second_stage(store, first)  # kill while the fine-tuned stage trains
     os.killpg(first.pid, signal.SIGKILL)
     first.communicate(timeout=60)
     before = stage_folders(store)
