@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -37,6 +38,22 @@ PRESETS: dict[str, dict[str, dict]] = {
 
 PRESETS["flowavenet_nc"] = PRESETS["flowavenet"]  # σ-conditional variants come in the same sizes
 PRESETS["wavenet_nc"] = PRESETS["wavenet"]
+
+
+def prior_parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The keyword parameters the prior ``name`` accepts, following ``**kwargs`` up to the parent classes
+    (a σ-conditional variant passes them on to its base architecture)."""
+    parameters: dict[str, inspect.Parameter] = {}
+    for cls in PRIORS[name].__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        own = inspect.signature(cls.__init__).parameters
+        for key, parameter in own.items():
+            if key != "self" and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                parameters.setdefault(key, parameter)
+        if not any(p.kind == p.VAR_KEYWORD for p in own.values()):
+            break
+    return parameters
 
 
 def build_prior(name: str, preset: str | None = None, **hparams) -> Prior:
@@ -72,5 +89,5 @@ def load_prior(path: str | Path) -> Prior:
     return prior_from_checkpoint(record.get("prior", record))
 
 
-__all__ = ["PRIORS", "PRESETS", "Prior", "FloWaveNet", "FloWaveNetNC", "WaveNet", "WaveNetNC", "build_prior", "load_prior", "save_prior",
+__all__ = ["PRIORS", "PRESETS", "Prior", "prior_parameters", "FloWaveNet", "FloWaveNetNC", "WaveNet", "WaveNetNC", "build_prior", "load_prior", "save_prior",
            "prior_checkpoint", "prior_from_checkpoint", "select_source", "stack_sources"]

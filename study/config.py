@@ -1,24 +1,30 @@
 """Validated configuration of a trial (pydantic). Every section forbids unknown keys, so a typo is an error
-that names its field path instead of a silently ignored setting."""
+that names its field path instead of a silently ignored setting. Types are strict: a boolean is not an
+integer, ``"8"`` is not a number, and floats must be finite (``.inf`` and ``.nan`` are rejected)."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models import PRESETS, PRIORS
+from models import PRESETS, PRIORS, prior_parameters
+
+# Names that become file or folder names: no separators, no leading dot, so never "..", "/" or "~".
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, strict=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
     """Where clips come from. ``toy`` generates oscillators; ``stems`` reads ``root/<split>/<track>/<source>.wav``."""
 
     kind: Literal["toy", "stems"] = "toy"
-    sources: list[str] | None = None  # default: the kind's standard sources
+    sources: list[Name] | None = Field(None, min_length=1)  # default: the kind's standard sources
     seed: int = 0
     # toy
     train_size: int = Field(5000, ge=1)
@@ -26,13 +32,13 @@ class DataConfig(Section):
     train_amplitude: float | None = None  # None: A ~ U[0.8, 1) per clip (paper)
     eval_amplitude: float | None = 1.0  # paper evaluated at A = 1
     # stems
-    root: Path | None = None
-    train_split: str = "train"
-    test_split: str = "test"
+    root: Path | None = Field(None, strict=False)  # a string in YAML
+    train_split: Name = "train"
+    test_split: Name = "test"
     sample_rate: int = Field(14_700, ge=1000)
     channel: Literal["left", "mean"] = "left"
     silence_db: float | None = -40.0
-    cache_dir: Path | None = None
+    cache_dir: Path | None = Field(None, strict=False)
 
     @model_validator(mode="after")
     def _stems_need_root(self):
@@ -54,7 +60,26 @@ class PriorConfig(Section):
             raise ValueError(f"unknown prior {self.name!r}; choose one of {sorted(PRIORS)}")
         if self.preset is not None and self.preset not in PRESETS[self.name]:
             raise ValueError(f"unknown preset {self.preset!r} for {self.name}; choose one of {sorted(PRESETS[self.name])}")
+        check_hparams(self.name, self.hparams)
         return self
+
+
+def check_hparams(name: str, hparams: dict) -> None:
+    """Check ``hparams`` against the prior's constructor, so a wrong keyword fails validation (and ``--dry-run``)
+    rather than the trial: every key must be a parameter, of the type of its default."""
+    accepted = {key: p for key, p in prior_parameters(name).items() if key != "num_sources"}  # set by the data
+    for key, value in hparams.items():
+        if key not in accepted:
+            raise ValueError(f"prior.hparams.{key}: {name} takes no such parameter; it takes {sorted(accepted)}")
+        default = accepted[key].default
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        expected = type(default)
+        fits = isinstance(value, bool) if expected is bool else (
+            isinstance(value, expected) and not isinstance(value, bool)
+            or expected is float and isinstance(value, int) and not isinstance(value, bool))
+        if not fits:
+            raise ValueError(f"prior.hparams.{key}: {name} expects {expected.__name__}, got {value!r}")
 
 
 def geometric_ladder(high: float = 1.0, low: float = 0.01, levels: int = 10) -> list[float]:
@@ -63,20 +88,29 @@ def geometric_ladder(high: float = 1.0, low: float = 0.01, levels: int = 10) -> 
 
 
 class NoiseConfig(Section):
-    """Training noise: x + σ·ε (``fixed``) or x + σ·u·ε with u ~ U(0, 1) per crop (``uniform``, the paper's).
+    """How training noise is added. σ itself is not set here: each stage trains at its own σ, which the
+    schedule decides (``schedule.sigma`` and ``schedule.ladder``; see :mod:`study.stages`).
 
+    x + σ·ε (``fixed``) or x + σ·u·ε with u ~ U(0, 1) per crop (``uniform``, the paper's).
     Noise-conditional priors instead draw σ per clip and source, either from the study ladder's levels
-    ≤ ``sigma`` (``schedule.ladder``; ``levels: ladder``) or log-uniformly between the lowest ladder level and ``sigma`` (``loguniform``), and
-    are told the σ they see. ``weighting`` sets how clips at different σ count in the loss: ``uniform``
+    ≤ the stage's σ (``levels: ladder``) or log-uniformly between the lowest ladder level and the stage's σ
+    (``loguniform``), and are told the σ they see. ``weighting`` sets how clips at different σ count in the loss: ``uniform``
     (plain mean of nats per sample) or ``sigma_squared`` (weights σ²/mean σ², emphasising large σ as
     denoising score matching does).
     """
 
-    sigma: float = Field(0.0, ge=0)
     mode: Literal["fixed", "uniform"] = "fixed"
     clip: bool = False  # clip the noisy clip to [-1, 1] (the paper did)
     levels: Literal["ladder", "loguniform"] = "ladder"
     weighting: Literal["uniform", "sigma_squared"] = "uniform"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sigma_lives_in_the_schedule(cls, data):
+        if isinstance(data, dict) and "sigma" in data:
+            raise ValueError("training.noise.sigma is not a setting: every stage trains at the σ its schedule "
+                             "gives it; set schedule.sigma (and schedule.ladder) instead")
+        return data
 
 
 class TrainingConfig(Section):
@@ -111,7 +145,7 @@ class ScheduleConfig(Section):
     kind: Literal["scratch", "from_clean", "chained"] = "from_clean"
     sigma: float = Field(0.0, ge=0, le=10)
     finetune_steps: int | None = Field(None, ge=0)  # per fine-tuning stage; default training.steps
-    ladder: list[float] = Field(default_factory=geometric_ladder)
+    ladder: list[Annotated[float, Field(gt=0)]] = Field(default_factory=geometric_ladder, min_length=1)
 
 
 class EvaluationConfig(Section):
@@ -151,7 +185,7 @@ class SeparationConfig(Section):
 class TrialConfig(Section):
     """One point of the study: an architecture, a target σ* and a schedule, trained on all sources."""
 
-    name: str = "trial"
+    name: Name = "trial"
     data: DataConfig = Field(default_factory=DataConfig)
     prior: PriorConfig = Field(default_factory=PriorConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

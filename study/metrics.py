@@ -18,6 +18,49 @@ def level_name(sigma: float) -> str:
     return f"{sigma:.4g}"
 
 
+# Every metric family a trial reports (the README's metrics table), so that a sweep's objectives can be
+# checked before it starts: the families with a per-source form ``name/<source>``, those with a per-noise form
+# ``name@<σ>`` (σ one of evaluation.noise_levels), and what a family needs in the trial's configuration.
+PER_SOURCE = {"auroc", "auroc_complexity", "auroc_ratio", "bits_per_sample", "si_sdr", "sdr"}
+AT_NOISE = {"auroc", "logp_drop"}
+SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged", "separation_seconds",
+              "langevin_steps_per_s", "separation_levels"}
+PLAIN = {"auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stage_sigma",
+         "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_samples_per_s", "eval_seconds",
+         *SEPARATION}
+
+
+def metric_problem(name: str, sources, noise_levels, background: bool, noise_conditional: bool,
+                   separation: bool) -> str | None:
+    """Why a trial with these settings never reports ``name`` (None: it does)."""
+    family, _, source = name.partition("/")
+    family, _, level = family.partition("@")
+    if family not in PLAIN | PER_SOURCE | AT_NOISE:
+        return f"no metric family {family!r}; trials report {sorted(PLAIN | PER_SOURCE | AT_NOISE)}"
+    if source and (family not in PER_SOURCE or source not in sources):
+        return (f"{family} has no per-source form" if family not in PER_SOURCE
+                else f"no source {source!r}; the sources are {list(sources)}")
+    if level:
+        shown = {level_name(sigma) for sigma in noise_levels}
+        if family not in AT_NOISE:
+            return f"{family} has no @<σ> form (only {sorted(AT_NOISE)})"
+        try:
+            known = level_name(float(level)) in shown
+        except ValueError:
+            known = False
+        if not known:
+            return f"σ={level} is not one of evaluation.noise_levels {sorted(shown, key=float)}"
+    if not source and not level and family not in PLAIN:
+        return f"{family} is reported per source only: {family}/<source>"
+    if family == "auroc_ratio" and not background:
+        return "auroc_ratio needs evaluation.background: true"
+    if family.startswith("auroc_matched") and not noise_conditional:
+        return f"{family} is reported by σ-conditional priors only"
+    if family in SEPARATION and not separation:
+        return f"{family} needs separation.enabled: true"
+    return None
+
+
 def per_source_auroc(loglik: torch.Tensor) -> torch.Tensor:
     """AUROC of prior k separating source k's clips (positives) from every other source's clips.
 

@@ -10,11 +10,10 @@ plus the evaluation settings and test data; a separation by its levels' stage ke
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from dataclasses import dataclass
 
-from models import PRESETS, PRIORS
+from models import PRESETS, prior_parameters
 from study.config import TrainingConfig, TrialConfig
 
 KEY_LENGTH = 16
@@ -37,9 +36,13 @@ def content_hash(tree, length: int = KEY_LENGTH) -> str:
     return hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
-def levels_up_to(ladder, sigma: float) -> list[float]:
-    """The ladder levels ≤ σ, ascending."""
-    return sorted(level for level in ladder if level <= sigma * (1 + SIGMA_TOLERANCE))
+def levels_up_to(ladder, sigma: float, include_sigma: bool = True) -> list[float]:
+    """The ladder levels ≤ σ (< σ without ``include_sigma``), ascending. The one place that compares noise
+    levels: training, stage planning, matched AUROC and separation all ask here, with one tolerance."""
+    below = [level for level in ladder if level <= sigma * (1 + SIGMA_TOLERANCE)]
+    if not include_sigma:
+        below = [level for level in below if level < sigma * (1 - SIGMA_TOLERANCE)]
+    return sorted(below)
 
 
 def plan_stages(cfg: TrialConfig) -> list[Stage]:
@@ -51,18 +54,16 @@ def plan_stages(cfg: TrialConfig) -> list[Stage]:
     stages = [Stage(0, 0.0, steps, None)]
     if target == 0:
         return stages
-    levels = [l for l in cfg.schedule.ladder if l < target * (1 - SIGMA_TOLERANCE)] if cfg.schedule.kind == "chained" else []
-    for sigma in [*sorted(levels), target]:
+    levels = levels_up_to(cfg.schedule.ladder, target, include_sigma=False) if cfg.schedule.kind == "chained" else []
+    for sigma in [*levels, target]:
         previous = stages[-1].index
         stages.append(Stage(previous + 1, sigma, finetune, previous if cfg.schedule.kind == "chained" else 0))
     return stages
 
 
 def stage_training(cfg: TrialConfig, stage: Stage) -> TrainingConfig:
-    """The training settings of one stage: its steps, its own seed and its σ."""
-    return cfg.training.model_copy(update={
-        "steps": stage.steps, "seed": cfg.training.seed + stage.index,
-        "noise": cfg.training.noise.model_copy(update={"sigma": stage.sigma})})
+    """The training settings of one stage: its steps and its own seed. It trains at ``stage.sigma``."""
+    return cfg.training.model_copy(update={"steps": stage.steps, "seed": cfg.training.seed + stage.index})
 
 
 def _prior_identity(cfg: TrialConfig) -> dict:
@@ -71,13 +72,13 @@ def _prior_identity(cfg: TrialConfig) -> dict:
     return {"name": cfg.prior.name, "hparams": hparams}
 
 
-def _training_identity(training: TrainingConfig, noise_conditional: bool) -> dict:
+def _training_identity(training: TrainingConfig, sigma: float, noise_conditional: bool) -> dict:
     tree = training.model_dump(mode="json", exclude=NOT_WEIGHTS)
-    noise = tree["noise"]
-    if noise["sigma"] == 0:  # clean: the noise law is never used
-        tree["noise"] = {"sigma": 0.0}
+    tree["sigma"] = sigma
+    if sigma == 0:  # clean: the noise law is never used
+        tree["noise"] = {}
     elif not noise_conditional:  # levels and weighting only apply to σ-conditional priors
-        noise.pop("levels"), noise.pop("weighting")
+        tree["noise"].pop("levels"), tree["noise"].pop("weighting")
     return tree
 
 
@@ -88,7 +89,7 @@ def data_identity(cfg: TrialConfig, split: str) -> dict:
 
 def is_noise_conditional(cfg: TrialConfig) -> bool:
     """Whether the prior is told σ: its constructor's ``noise_conditional`` default, unless overridden."""
-    parameter = inspect.signature(PRIORS[cfg.prior.name]).parameters.get("noise_conditional")
+    parameter = prior_parameters(cfg.prior.name).get("noise_conditional")
     default = parameter.default if parameter is not None else False
     return bool(_prior_identity(cfg)["hparams"].get("noise_conditional", default))
 
@@ -99,7 +100,7 @@ def stage_keys(cfg: TrialConfig, stages: list[Stage]) -> list[str]:
     keys: list[str] = []
     for stage in stages:
         tree = {"data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
-                "training": _training_identity(stage_training(cfg, stage), conditional),
+                "training": _training_identity(stage_training(cfg, stage), stage.sigma, conditional),
                 "parent": keys[stage.init_from] if stage.init_from is not None else None}
         if conditional:
             tree["ladder"] = list(cfg.schedule.ladder)
@@ -108,15 +109,14 @@ def stage_keys(cfg: TrialConfig, stages: list[Stage]) -> list[str]:
 
 
 def background_training(cfg: TrialConfig) -> TrainingConfig:
-    """The background prior's training: clean, ``evaluation.background_steps`` (default training.steps)."""
-    return cfg.training.model_copy(update={"steps": cfg.evaluation.background_steps or cfg.training.steps,
-                                           "noise": cfg.training.noise.model_copy(update={"sigma": 0.0})})
+    """The background prior's training (clean): ``evaluation.background_steps`` (default training.steps)."""
+    return cfg.training.model_copy(update={"steps": cfg.evaluation.background_steps or cfg.training.steps})
 
 
 def background_key(cfg: TrialConfig) -> str:
     """The key of the background prior (one source, all sources pooled, clean)."""
     return content_hash({"background": True, "data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
-                         "training": _training_identity(background_training(cfg), False)})
+                         "training": _training_identity(background_training(cfg), 0.0, False)})
 
 
 def evaluation_key(cfg: TrialConfig, stage: Stage, key: str) -> str:
@@ -143,7 +143,8 @@ def separation_levels(stages: list[Stage], cfg, ladder=None) -> list[tuple[float
             levels[max(stage.sigma, cfg.floor_sigma)] = stage.index
     ordered = sorted(levels.items(), reverse=True) or [(cfg.floor_sigma, stages[-1].index)]
     if cfg.start_sigma is not None:
-        entered = [(s, i) for s, i in ordered if s <= cfg.start_sigma * (1 + SIGMA_TOLERANCE)]
+        allowed = set(levels_up_to([s for s, _ in ordered], cfg.start_sigma))
+        entered = [(s, i) for s, i in ordered if s in allowed]
         ordered = entered or ordered[-1:]
     return ordered
 

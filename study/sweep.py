@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.configio import ConfigError, apply_override, read_yaml, validate
+from study.configio import ConfigError, excerpt, load_tree, set_path, validate
 from study.sweep_config import SweepConfig, trial_tree, validate_space
 
 EXIT_CONFIG = 2
@@ -28,15 +28,12 @@ EXIT_CONFIG = 2
 # --- configuration -------------------------------------------------------------------------------------
 def load_sweep(path: Path, overrides: list[str], tracking_uri: str | None = None, storage: str | None = None,
                max_concurrent: int | None = None) -> SweepConfig:
-    tree = read_yaml(path)
-    for assignment in overrides:
-        apply_override(tree, assignment)
-    if tracking_uri:
-        tree.setdefault("mlflow", {})["tracking_uri"] = tracking_uri
-    if storage:
-        tree["storage"] = storage
-    if max_concurrent is not None:
-        tree["max_concurrent"] = max_concurrent
+    tree = load_tree(path, overrides)
+    flags = {"mlflow.tracking_uri": ("--tracking-uri", tracking_uri), "storage": ("--storage", storage),
+             "max_concurrent": ("--max-concurrent", max_concurrent)}
+    for key, (flag, value) in flags.items():
+        if value is not None:
+            set_path(tree, key, value, where=flag)
     sweep = validate(SweepConfig, tree, str(path))
     validate_space(sweep)
     return sweep
@@ -271,6 +268,8 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     import ray
     from ray import tune
 
+    from mlflow.exceptions import MlflowException
+
     from study.frontier import log_frontier
     from study.leases import start_lease_actor
     from study.store import default_store_uri
@@ -283,19 +282,23 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     if mode == "resume" and not can_restore:
         raise ConfigError(f"--resume: no saved state of sweep {sweep.name!r} under {root}")
     restore = can_restore and mode != "restart"
-    if mode == "restart" and can_restore and "://" not in root:
-        shutil.rmtree(experiment_path)
-    uri = absolute_tracking_uri(sweep.mlflow.tracking_uri)
-    client = client_for(uri)
-    experiment_id = ensure_experiment(client, sweep.experiment_name,
-                                      default_artifact_location(uri, sweep.experiment_name))
-    parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
-    log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
     if not ray.is_initialized():
         if sweep.ray.address:
             ray.init(address=sweep.ray.address, include_dashboard=False)
         else:
             ray.init(include_dashboard=False)
+    check_resources(sweep)
+    if mode == "restart" and can_restore and "://" not in root:
+        shutil.rmtree(experiment_path)
+    uri = absolute_tracking_uri(sweep.mlflow.tracking_uri)
+    try:
+        client = client_for(uri)
+        experiment_id = ensure_experiment(client, sweep.experiment_name,
+                                          default_artifact_location(uri, sweep.experiment_name))
+    except (MlflowException, OSError) as error:
+        raise ConfigError(f"mlflow.tracking_uri: cannot open {uri} ({excerpt(str(error), 300)})") from None
+    parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
+    log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
     lease_actor = leases = None
     if sweep.share_stages:  # the handle keeps the actor alive for the whole sweep
         lease_actor = f"stage-leases-{sweep.name}"
@@ -319,10 +322,14 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
                                       failure_config=tune.FailureConfig(max_failures=sweep.failure.max_failures)))
     status = "FINISHED"
     finished = failed = 0
+    reasons: dict[str, str] = {}  # Tune trial id -> why it ended without finishing
     with StopSignals() as stop:
         try:
             results = tuner.fit()
             finished, failed = results.num_terminated, results.num_errors
+            reasons = {result.metrics.get("trial_id", result.path.rstrip("/").rsplit("/", 1)[-1]):
+                       "".join(traceback.format_exception(result.error))
+                       for result in results if result.error is not None}
         except KeyboardInterrupt:  # a second Ctrl-C: stop now
             stop.received = stop.received or signal.SIGINT
     interrupted = stop.received
@@ -334,7 +341,9 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         finished, failed = statuses.count("FINISHED"), statuses.count("FAILED")
         log(f"sweep stopped by {signal.Signals(interrupted).name}; finished stages are kept in the stage store. "
             f"Resume with: python -m study.sweep {sweep_file or 'SWEEP.yaml'} --resume")
-    closed = close_dangling(client, experiment_id, parent_id)
+    default_reason = (f"the sweep was stopped by {signal.Signals(interrupted).name} before the trial finished"
+                      if interrupted else "the trial's worker died before the trial could record why")
+    closed = close_dangling(client, experiment_id, parent_id, reasons, default_reason)
     if closed:
         log(f"marked {closed} unfinished trial run(s) KILLED")
     client.log_metric(parent_id, "trials_finished", finished)
@@ -343,6 +352,29 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         log_frontier(client, experiment_id, parent_id, sweep.search.objectives, log=log)
     client.set_terminated(parent_id, status)
     return SweepSummary(finished, failed, interrupted, parent_id, experiment_id, uri)
+
+
+def check_resources(sweep: SweepConfig) -> None:
+    """Fail fast when no node can ever hold one trial: Tune would otherwise wait forever. Counts the nodes
+    that are up and, on a cluster with an autoscaler, the node types it can launch."""
+    import ray
+
+    need = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu}
+    nodes = [dict(node["Resources"]) for node in ray.nodes() if node["Alive"]]
+    try:  # the autoscaler publishes its node types in the GCS (Ray's own libraries read it the same way)
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+        nodes += [dict(group.resources) for group in (config.node_group_configs if config else [])
+                  if group.max_count != 0]
+    except Exception:  # noqa: BLE001 - no autoscaler information: judge by the live nodes
+        pass
+    if any(all(node.get(name, 0) >= amount for name, amount in need.items() if amount) for node in nodes):
+        return
+    largest = max(nodes, key=lambda node: (node.get("GPU", 0), node.get("CPU", 0)), default={})
+    raise ConfigError(f"resources: one trial asks for {need['CPU']:g} CPU and {need['GPU']:g} GPU, but no node "
+                      f"can offer that (the largest has {largest.get('CPU', 0):g} CPU and {largest.get('GPU', 0):g} "
+                      "GPU); lower resources.cpu / resources.gpu or add larger nodes")
 
 
 def ui_hint(summary: SweepSummary) -> str:

@@ -1,26 +1,34 @@
 """The sweep YAML: a base trial configuration, a search space over its dotted keys, and how to search it.
 
-Validated completely before anything starts: every grid combination (with the low end of every random
-range) is applied to the base and validated as a :class:`study.config.TrialConfig`, so a mistake in any
-trial is reported with its field path before Ray, MLflow or a folder exist.
+Validated before anything starts, in bounded time: every value of every dimension (both ends of a random
+range) is applied to the base and validated as a :class:`study.config.TrialConfig`, then combinations of
+them (all of them for a small space, a fixed-size sample of a large one, never the whole product); the
+objectives must be metrics those trials report. A mistake in any trial is reported with its field path
+before Ray, MLflow or a folder exist.
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import math
-from typing import Any, Literal
+import random
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from study.config import TrialConfig
-from study.configio import ConfigError, describe_validation_error
+from study.config import NAME_PATTERN, TrialConfig
+from study.configio import ConfigError, deep_merge, describe_validation_error, excerpt, set_path
+
+MAX_TRIALS = 10_000  # a grid this large is a mistake (and its listing alone would be slow)
+MAX_CHECKED_COMBINATIONS = 64  # combinations validated beyond each single value; all of them when fewer
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks")
+Pair = Annotated[list[float], Field(min_length=2, max_length=2)]
+IntPair = Annotated[list[int], Field(min_length=2, max_length=2)]
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Dimension(Strict):
@@ -29,9 +37,9 @@ class Dimension(Strict):
 
     grid: list[Any] | None = None
     choice: list[Any] | None = None
-    uniform: tuple[float, float] | None = None
-    loguniform: tuple[float, float] | None = None
-    randint: tuple[int, int] | None = None
+    uniform: Pair | None = None
+    loguniform: Pair | None = None
+    randint: IntPair | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self):
@@ -96,6 +104,17 @@ class Resources(Strict):
 class MlflowConfig(Strict):
     tracking_uri: str = "sqlite:///mlflow.db"
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+        if scheme not in TRACKING_SCHEMES:
+            raise ValueError(f"not a tracking URI MLflow can open (scheme {scheme or 'missing'!r}); use "
+                             "sqlite:///path/to/mlflow.db, http://host:port or postgresql://user@host/db")
+        if scheme == "sqlite" and not uri.startswith("sqlite:///"):
+            raise ValueError("a sqlite URI names a file: sqlite:///relative.db or sqlite:////absolute/path.db")
+        return uri
+
 
 class FailureSettings(Strict):
     max_failures: int = Field(0, ge=-1)
@@ -106,8 +125,8 @@ class RaySettings(Strict):
 
 
 class SweepConfig(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    experiment: str | None = None  # MLflow experiment; default: the sweep name
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)  # names folders: no "/", no leading "."
+    experiment: str | None = Field(None, pattern=NAME_PATTERN, max_length=100)  # MLflow; default: the name
     base: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Dimension] = Field(default_factory=dict)
     search: SearchConfig = Field(default_factory=SearchConfig)
@@ -137,6 +156,13 @@ class SweepConfig(Strict):
     def experiment_name(self) -> str:
         return self.experiment or self.name
 
+    @model_validator(mode="after")
+    def _bounded(self):
+        if self.num_trials() > MAX_TRIALS:
+            raise ValueError(f"the space gives {self.num_trials():,} trials; at most {MAX_TRIALS:,} (use "
+                             "search.kind: random or optuna with num_samples to sample a large space)")
+        return self
+
     def num_trials(self) -> int:
         if self.search.kind == "optuna":
             return self.search.num_samples
@@ -152,62 +178,76 @@ class SweepConfig(Strict):
 VARIANT = "variant"  # a space key whose values are partial trial configs merged into the whole base
 
 
-def deep_merge(tree: dict, update: dict) -> dict:
-    merged = copy.deepcopy(tree)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def set_path(tree: dict, dotted: str, value) -> None:
-    """tree[a][b][c] = value for "a.b.c"; a mapping value is merged into an existing section, and the value
-    of the ``variant`` key is merged into the whole tree (to change linked settings together)."""
-    if dotted == VARIANT:
-        if not isinstance(value, dict):
-            raise ConfigError(f"space.{VARIANT}: values must be mappings of trial settings, got {value!r}")
-        tree.update(deep_merge(tree, value))
-        return
-    *parents, leaf = dotted.split(".")
-    node = tree
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"space.{dotted}: {part} is a value, not a section")
-    if isinstance(value, dict) and isinstance(node.get(leaf), dict):
-        node[leaf] = deep_merge(node[leaf], value)
+def apply_dimension(tree: dict, dotted: str, value) -> None:
+    """Set one space key on a trial tree (:func:`study.configio.set_path` semantics); the value of the
+    ``variant`` key is merged into the whole tree instead (to change linked settings together)."""
+    if dotted != VARIANT:
+        set_path(tree, dotted, value, where=f"space.{dotted}")
+    elif not isinstance(value, dict):
+        raise ConfigError(f"space.{VARIANT}: values must be mappings of trial settings, got {excerpt(value)}")
     else:
-        node[leaf] = copy.deepcopy(value)
+        tree.update(deep_merge(tree, value))
 
 
 def trial_tree(base: dict, assignment: dict[str, Any]) -> dict:
-    tree = copy.deepcopy(base)
+    tree = deep_merge(base, {})
     for key, value in assignment.items():
-        set_path(tree, key, value)
+        apply_dimension(tree, key, value)
     return tree
 
 
-def validate_space(sweep: SweepConfig) -> None:
-    """Validate every combination the sweep can produce (grid values, both ends of random ranges) against
-    the trial schema; raise ConfigError naming the field paths, and the combinations where they fail."""
+def checked_assignments(sweep: SweepConfig) -> list[dict[str, Any]]:
+    """The assignments validation tries: every combination when there are at most
+    :data:`MAX_CHECKED_COMBINATIONS`; otherwise every single value (the others at their first value) plus a
+    seeded sample of combinations. Never the whole product, which can be astronomically large."""
     keys = list(sweep.space)
+    values = [sweep.space[k].representatives() for k in keys]
+    if math.prod(len(v) for v in values) <= MAX_CHECKED_COMBINATIONS:
+        return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+    first = {k: v[0] for k, v in zip(keys, values)}
+    singles = [{**first, key: value} for key, options in zip(keys, values) for value in options]
+    rng = random.Random(0)
+    sampled = [{k: rng.choice(v) for k, v in zip(keys, values)} for _ in range(MAX_CHECKED_COMBINATIONS)]
+    return singles + sampled
+
+
+def validate_space(sweep: SweepConfig) -> list[TrialConfig]:
+    """Validate the trials the sweep can produce (see :func:`checked_assignments`) against the trial schema,
+    and its objectives against the metrics they report; raise ConfigError naming the field paths, and the
+    combinations where they fail. Returns the validated trial configs."""
+    assignments = checked_assignments(sweep)
     failures: dict[str, list[str]] = {}
-    combos = list(itertools.product(*(sweep.space[k].representatives() for k in keys)))
-    for combo in combos:
-        assignment = dict(zip(keys, combo))
+    configs = []
+    for assignment in assignments:
         try:
-            TrialConfig.model_validate(trial_tree(sweep.base, assignment))
+            configs.append(TrialConfig.model_validate(trial_tree(sweep.base, assignment)))
         except ValidationError as error:
-            shown = ", ".join(f"{k}={v!r}" for k, v in assignment.items())
+            shown = ", ".join(f"{k}={excerpt(v, 40)}" for k, v in assignment.items())
             failures.setdefault(describe_validation_error(error, prefix="base."), []).append(shown)
-    if not failures:
-        return
-    lines = []
-    for message, where in failures.items():
-        if len(where) < len(combos):
-            more = f"; and {len(where) - 3} more" if len(where) > 3 else ""
-            message += f"\n  (in trials with {'; '.join(where[:3])}{more})"
-        lines.append(message)
-    raise ConfigError("invalid trial configuration\n" + "\n".join(lines))
+    if failures:
+        lines = []
+        for message, where in list(failures.items())[:10]:
+            if len(where) < len(assignments):
+                more = f"; and {len(where) - 3} more" if len(where) > 3 else ""
+                message += f"\n  (in trials with {'; '.join(where[:3])}{more})"
+            lines.append(message)
+        raise ConfigError("invalid trial configuration\n" + "\n".join(lines))
+    check_objectives(sweep, configs)
+    return configs
+
+
+def check_objectives(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
+    """Every objective (and the ASHA metric) must be a metric that at least one trial reports."""
+    from study.data.build import source_names
+    from study.metrics import metric_problem
+    from study.stages import is_noise_conditional
+
+    named = {f"search.objectives.{name}": name for name in sweep.search.objectives}
+    if sweep.scheduler.metric:
+        named["scheduler.metric"] = sweep.scheduler.metric
+    for field, name in named.items():
+        problems = [metric_problem(name, source_names(cfg.data), cfg.evaluation.noise_levels,
+                                   cfg.evaluation.background, is_noise_conditional(cfg), cfg.separation.enabled)
+                    for cfg in configs]
+        if all(problems):
+            raise ConfigError(f"{field}: no trial reports {excerpt(name)}: {problems[0]}")

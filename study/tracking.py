@@ -13,6 +13,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from filelock import FileLock
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -47,7 +48,15 @@ def default_artifact_location(uri: str, experiment: str) -> str | None:
 
 
 def client_for(uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=absolute_tracking_uri(uri))
+    """A client whose store is ready. A sqlite file is created and its schema migrated under a file lock:
+    MLflow does both on first use, and two sweeps starting at once in an empty folder would otherwise race
+    (raw sqlite errors, or a half-created database that every later sweep fails on)."""
+    uri = absolute_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    if uri.startswith("sqlite:///"):
+        with FileLock(uri[len("sqlite:///"):] + ".lock", timeout=300):
+            client.search_experiments(max_results=1)  # opens the store: creates and upgrades the schema
+    return client
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
@@ -158,7 +167,7 @@ def finish(client: MlflowClient, run_id: str, error: str | None = None, killed: 
         client.log_text(run_id, error, "error.txt")
         status = RunStatus.FAILED
     elif killed is not None:
-        client.set_tag(run_id, KILLED_TAG, killed)
+        client.set_tag(run_id, KILLED_TAG, killed[-5000:])
         status = RunStatus.KILLED
     else:
         for tag in (ERROR_TAG, KILLED_TAG):
@@ -168,12 +177,15 @@ def finish(client: MlflowClient, run_id: str, error: str | None = None, killed: 
     client.set_terminated(run_id, RunStatus.to_string(status))
 
 
-def close_dangling(client: MlflowClient, experiment_id: str, parent_id: str, status: str = "KILLED") -> int:
-    """Terminate child runs still RUNNING (their trial was killed without reporting); returns how many."""
+def close_dangling(client: MlflowClient, experiment_id: str, parent_id: str, reasons: dict[str, str],
+                   default_reason: str) -> int:
+    """End KILLED the child runs still RUNNING (their trial died without reporting: a killed worker, a lost
+    node, a stopped sweep), each with why in ``study.killed``: ``reasons`` by Tune trial id, else
+    ``default_reason``. Returns how many."""
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and "
                                                              "attributes.status = 'RUNNING'")
     for run in runs:
-        client.set_terminated(run.info.run_id, status)
+        finish(client, run.info.run_id, killed=reasons.get(run.data.tags.get(TRIAL_TAG, ""), default_reason))
     return len(runs)
 
 

@@ -46,24 +46,24 @@ def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(hash((seed, step, stream)) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-def add_training_noise(x: torch.Tensor, noise: NoiseConfig, generator: torch.Generator) -> torch.Tensor:
+def add_training_noise(x: torch.Tensor, sigma: float, noise: NoiseConfig, generator: torch.Generator) -> torch.Tensor:
     """x + σ·ε (fixed) or x + σ·u·ε with u ~ U(0, 1) per crop (uniform); optionally clipped to [-1, 1]."""
-    if noise.sigma == 0:
+    if sigma == 0:
         return x
     eps = torch.randn(x.shape, generator=generator)
-    scale = noise.sigma if noise.mode == "fixed" else noise.sigma * torch.rand(*x.shape[:2], 1, generator=generator)
+    scale = sigma if noise.mode == "fixed" else sigma * torch.rand(*x.shape[:2], 1, generator=generator)
     noisy = x + scale * eps
     return noisy.clamp(-1, 1) if noise.clip else noisy
 
 
-def draw_sigmas(noise: NoiseConfig, ladder, shape, generator: torch.Generator) -> torch.Tensor:
-    """Per clip and source noise levels for a noise-conditional prior: [B, K] (zeros when noise.sigma = 0)."""
-    if noise.sigma == 0:
+def draw_sigmas(sigma: float, noise: NoiseConfig, ladder, shape, generator: torch.Generator) -> torch.Tensor:
+    """Per clip and source noise levels ≤ σ for a noise-conditional prior: [B, K] (zeros when σ = 0)."""
+    if sigma == 0:
         return torch.zeros(shape)
-    levels = levels_up_to(ladder, noise.sigma) or [noise.sigma]
+    levels = levels_up_to(ladder, sigma) or [sigma]
     if noise.levels == "ladder":
         return torch.tensor(levels)[torch.randint(len(levels), shape, generator=generator)]
-    low, high = math.log(levels[0]), math.log(noise.sigma)
+    low, high = math.log(levels[0]), math.log(sigma)
     return torch.exp(low + (high - low) * torch.rand(shape, generator=generator))
 
 
@@ -114,9 +114,10 @@ def make_optimizer(prior: Prior, cfg: TrainingConfig):
     return optimizer, scheduler
 
 
-def save_checkpoint(path: Path, prior: Prior, optimizer, scheduler, step: int, cfg: TrainingConfig) -> None:
-    record = {"prior": prior_checkpoint(prior), "optimizer": optimizer.state_dict(),
-              "scheduler": scheduler.state_dict(), "step": step, "training": cfg.model_dump(mode="json")}
+def save_checkpoint(path: Path, prior: Prior, optimizer, scheduler, step: int, cfg: TrainingConfig,
+                    sigma: float) -> None:
+    record = {"prior": prior_checkpoint(prior), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+              "step": step, "training": cfg.model_dump(mode="json"), "sigma": sigma}
     buffer = io.BytesIO()
     torch.save(record, buffer)
     write_local(path, buffer.getvalue())  # never leave a half-written checkpoint behind
@@ -126,10 +127,11 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = None, device: torch.device | None = None,
-          log: Callable[[str], None] = print, resume: bool = True, ladder=None,
+def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, checkpoint: Path | None = None,
+          device: torch.device | None = None, log: Callable[[str], None] = print, resume: bool = True, ladder=None,
           on_checkpoint: Callable[[Path], None] | None = None) -> TrainingResult:
-    """Train ``prior`` (all sources at once) on crops from ``data`` (a clip source of matching K).
+    """Train ``prior`` (all sources at once) on crops from ``data`` (a clip source of matching K), with
+    training noise of level ``sigma`` added as ``cfg.noise`` says.
 
     ``ladder``: the noise levels a noise-conditional prior trains on (default: the geometric 1.0 → 0.01).
 
@@ -154,16 +156,15 @@ def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = Non
     for step in range(start, cfg.steps):
         clean = data.training_batch(step_generator(cfg.seed, step, 0), cfg.batch_size)
         noise_rng = step_generator(cfg.seed, step, 1)
-        sigma = None
         if prior.noise_conditional:
-            sigma = draw_sigmas(cfg.noise, ladder, clean.shape[:2], noise_rng)
-            x = add_conditional_noise(clean, sigma, cfg.noise, noise_rng)
-            sigma = sigma.to(device)
+            told = draw_sigmas(sigma, cfg.noise, ladder, clean.shape[:2], noise_rng)
+            x = add_conditional_noise(clean, told, cfg.noise, noise_rng)
+            told = told.to(device)
         else:
-            x = add_training_noise(clean, cfg.noise, noise_rng)
+            told, x = None, add_training_noise(clean, sigma, cfg.noise, noise_rng)
         x = x.to(device, non_blocking=True)
         with autocast(device):
-            loss, nll = training_loss(prior, x, sigma, cfg)
+            loss, nll = training_loss(prior, x, told, cfg)
         if not torch.isfinite(loss):
             bad = [names[k] for k in range(len(names)) if not torch.isfinite(nll[k])]
             raise TrainingError(f"non-finite training loss at step {step} for source(s) {bad}: "
@@ -177,7 +178,7 @@ def train(prior: Prior, data, cfg: TrainingConfig, checkpoint: Path | None = Non
         window_steps += 1
         done = step + 1
         if checkpoint is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_checkpoint(Path(checkpoint), prior, optimizer, scheduler, done, cfg)
+            save_checkpoint(Path(checkpoint), prior, optimizer, scheduler, done, cfg, sigma)
             if on_checkpoint is not None:
                 on_checkpoint(Path(checkpoint))
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -219,14 +220,14 @@ def main(argv=None) -> None:
     data_cfg = DataConfig(kind=args.data, root=args.root, seed=args.seed)
     prior_cfg = PriorConfig(name=args.prior, preset=args.preset)
     cfg = TrainingConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
-                         noise=NoiseConfig(sigma=args.sigma, mode=args.noise_mode, clip=args.clip),
+                         noise=NoiseConfig(mode=args.noise_mode, clip=args.clip),
                          log_every=max(1, args.steps // 10))
     train_clips = build_clips(data_cfg, "train", cfg.crop)
     torch.manual_seed(args.seed)
     prior = build_prior(prior_cfg.name, prior_cfg.preset, num_sources=len(train_clips.sources), **prior_cfg.hparams)
     print(f"{prior.name} ({prior_cfg.preset}): {prior.num_parameters(per_source=True):,} parameters per source, "
           f"{len(train_clips.sources)} sources {train_clips.sources}")
-    result = train(prior, train_clips, cfg, checkpoint=args.out)
+    result = train(prior, train_clips, cfg, args.sigma, checkpoint=args.out)
     print(f"trained {result.step} steps in {result.wall_seconds:.1f} s ({result.samples_per_second:,.0f} samples/s)")
     test = build_clips(data_cfg, "test", cfg.crop)
     bits = held_out_bits(prior, test.clips(range(min(args.eval_clips, len(test)))))

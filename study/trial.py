@@ -28,7 +28,7 @@ import yaml
 from models import Prior, build_prior, prior_checkpoint, prior_from_checkpoint
 from study.config import TrialConfig
 from study.configio import ConfigError, load_config
-from study.data import build_clips, mix
+from study.data import DataError, build_clips, mix
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.leases import Heartbeat, LeaseTable
 from study.metrics import level_name, separation_metrics, si_sdr
@@ -39,7 +39,7 @@ from study.runtime import pick_device
 from study.separate import LangevinSchedule, annealed_langevin
 from study.stages import (Stage, background_key, background_training, content_hash, evaluation_key, levels_up_to,
                           plan_stages, separation_key, separation_levels, stage_keys, stage_training)
-from study.store import StageStore, dumps_json, write_local
+from study.store import StageStore, StoreError, dumps_json, write_local
 from study.train import load_checkpoint, train
 
 Report = Callable[[dict, Path], None]
@@ -58,11 +58,15 @@ def trial_id(cfg: TrialConfig) -> str:
 
 
 def _claim_folder(cfg: TrialConfig, out_dir: Path) -> None:
+    """Mark ``out_dir`` as this trial's. A folder holding another configuration's results is refused; one
+    whose trial failed before any stage finished (say, a wrong data path) is taken over, so the corrected
+    command just runs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     marker = out_dir / "trial_id"
-    if marker.is_file() and marker.read_text().strip() != trial_id(cfg):
-        raise TrialError(f"{out_dir} holds a trial with a different configuration (id {marker.read_text().strip()}, "
-                         f"this one {trial_id(cfg)}); choose another output folder")
+    results = list(out_dir.glob("stage*/metrics.json"))
+    if marker.is_file() and marker.read_text().strip() != trial_id(cfg) and results:
+        raise TrialError(f"{out_dir} holds results of a trial with a different configuration (id "
+                         f"{marker.read_text().strip()}, this one {trial_id(cfg)}); choose another output folder")
     write_local(marker, trial_id(cfg) + "\n")
     write_local(out_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
@@ -137,7 +141,7 @@ class Trial:
             self.priors[key] = prior_from_checkpoint(self.store.read_torch(f"{key}/prior.pt")).to(self.device)
         return self.priors[key]
 
-    def train_into_store(self, key: str, prior: Prior, data, training, ladder=None) -> None:
+    def train_into_store(self, key: str, prior: Prior, data, training, sigma: float, ladder=None) -> None:
         """Train ``prior`` into ``<key>/``: resumes from the stored mid-stage checkpoint, uploads each new one,
         then writes the prior and a training record (an attempt record marks every start)."""
         local = self.out_dir / "checkpoints" / key
@@ -152,13 +156,14 @@ class Trial:
         self.store.write_json(f"{key}/attempts/{time.time():.3f}-{uuid.uuid4().hex[:6]}.json",
                               {"holder": self.holder, "pid": os.getpid(), "start_step": start,
                                "steps": training.steps})
-        trained = train(prior, data, training, checkpoint=checkpoint, device=self.device, log=self.log,
+        trained = train(prior, data, training, sigma, checkpoint=checkpoint, device=self.device, log=self.log,
                         ladder=ladder,
                         on_checkpoint=lambda path: self.store.write_bytes(f"{key}/train.pt", path.read_bytes()))
         self.store.write_torch(f"{key}/prior.pt", prior_checkpoint(prior))
         self.store.write_json(f"{key}/training.json", {
             "holder": self.holder, "steps": training.steps, "start_step": start, "train_seconds": trained.wall_seconds,
-            "train_samples_per_s": trained.samples_per_second, "training": training.model_dump(mode="json")})
+            "train_samples_per_s": trained.samples_per_second, "training": training.model_dump(mode="json"),
+            "sigma": sigma})
         self.store.delete(f"{key}/train.pt")  # the finished prior is what later stages start from
 
     def _train_background(self) -> None:
@@ -167,7 +172,8 @@ class Trial:
                  f"{background_training(cfg).steps} clean steps")
         torch.manual_seed(cfg.training.seed)
         prior = build_prior(cfg.prior.name, cfg.prior.preset, num_sources=1, **cfg.prior.hparams)
-        self.train_into_store(background_key(cfg), prior, PooledSources(self.train_clips), background_training(cfg))
+        self.train_into_store(background_key(cfg), prior, PooledSources(self.train_clips), background_training(cfg),
+                              sigma=0.0)
 
     # --- stages -----------------------------------------------------------------------------------------
     def stage_prior(self, stage: Stage) -> tuple[Prior, dict]:
@@ -184,7 +190,7 @@ class Trial:
                 torch.manual_seed(self.cfg.training.seed)
                 prior = build_prior(self.cfg.prior.name, self.cfg.prior.preset,
                                     num_sources=len(self.train_clips.sources), **self.cfg.prior.hparams)
-            self.train_into_store(key, prior, self.train_clips, stage_training(self.cfg, stage),
+            self.train_into_store(key, prior, self.train_clips, stage_training(self.cfg, stage), stage.sigma,
                                   ladder=self.cfg.schedule.ladder)
 
         prior, record = self.obtain(key, title, build)
@@ -341,11 +347,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(TrialConfig, args.config, args.overrides)
-    except ConfigError as error:
+        store = StageStore(args.store) if args.store else None
+        final = run_trial(cfg, args.out, store=store)
+    except (ConfigError, DataError, TrialError, StoreError) as error:  # the user's to fix: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
-    store = StageStore(args.store) if args.store else None
-    final = run_trial(cfg, args.out, store=store)
     stages = [json.loads((args.out / f"stage{stage.index}" / "metrics.json").read_text()) for stage in plan_stages(cfg)]
     print("\n" + metrics_table(stages))
     print(f"\nmetrics written to {args.out / 'metrics.json'}; plots and audio under {args.out}; "

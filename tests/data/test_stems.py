@@ -11,7 +11,7 @@ SOURCES = ("drums", "bass", "vocals")
 
 def write_track(folder, rate=44_100, seconds=1.0, sources=SOURCES, silent=(), stereo=True, lengths=None):
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(str(folder)))
+    rng = np.random.default_rng(sum(map(ord, str(folder))))  # every track its own content
     for i, source in enumerate(sources):
         n = (lengths or {}).get(source, int(rate * seconds))
         t = np.arange(n) / rate
@@ -66,6 +66,21 @@ def test_cache_is_reused_and_invalidated(root, tmp_path):
     third = dataset(root, tmp_path)
     assert third.tracks[0].shape[1] == 29_400 and not torch.all(third.tracks[0] == 0.25)
     assert first.tracks[1].shape == third.tracks[1].shape
+
+
+def test_cache_is_keyed_by_content_not_by_size_and_time(root, tmp_path):
+    """A same-size replacement that keeps the old modification time (cp -p, rsync -a) is still re-read."""
+    import os
+
+    stem = root / "train" / "track0" / "bass.wav"
+    before = dataset(root, tmp_path).tracks[0].clone()
+    status = stem.stat()
+    audio, rate = sf.read(stem, dtype="float32")
+    sf.write(stem, -audio, rate, subtype="FLOAT")  # same format and length: same size
+    os.utime(stem, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert stem.stat().st_size == status.st_size and stem.stat().st_mtime_ns == status.st_mtime_ns
+    after = dataset(root, tmp_path).tracks[0]
+    assert torch.allclose(after[1], -before[1], atol=1e-6) and torch.equal(after[0], before[0])
 
 
 def test_silence_policy_skips_silent_crops(tmp_path):

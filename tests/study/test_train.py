@@ -92,14 +92,14 @@ def test_nan_loss_stops_with_a_clear_error():
 def test_training_noise_modes():
     x = torch.zeros(2000, 1, 64)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    fixed = add_training_noise(x, NoiseConfig(sigma=0.5), g())
+    fixed = add_training_noise(x, 0.5, NoiseConfig(), g())
     assert abs(fixed.std().item() - 0.5) < 0.01
-    uniform = add_training_noise(x, NoiseConfig(sigma=0.5, mode="uniform"), g())
+    uniform = add_training_noise(x, 0.5, NoiseConfig(mode="uniform"), g())
     per_crop = uniform.std(-1)
     assert per_crop.min() < 0.1 and per_crop.max() > 0.4  # σ·u with u ~ U(0, 1) per crop
-    clipped = add_training_noise(x + 0.9, NoiseConfig(sigma=0.5, clip=True), g())
+    clipped = add_training_noise(x + 0.9, 0.5, NoiseConfig(clip=True), g())
     assert clipped.max() == 1.0 and clipped.min() >= -1.0
-    assert torch.equal(add_training_noise(x, NoiseConfig(sigma=0.0), g()), x)
+    assert torch.equal(add_training_noise(x, 0.0, NoiseConfig(), g()), x)
 
 
 def test_noise_conditional_training_learns_to_use_sigma():
@@ -108,8 +108,8 @@ def test_noise_conditional_training_learns_to_use_sigma():
 
     torch.manual_seed(0)
     prior = build_prior("wavenet_nc", preset="tiny")
-    config = cfg(steps=250, crop=512, noise=NoiseConfig(sigma=0.36))
-    train(prior, ToyOscillators("train", 300, 512, sources=("sin",)), config, **QUIET)
+    config = cfg(steps=250, crop=512)
+    train(prior, ToyOscillators("train", 300, 512, sources=("sin",)), config, 0.36, **QUIET)
     clean = ToyOscillators("test", 32, 512, sources=("sin",), amplitude=1.0).clips(range(32))
     noisy = clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(3))
     prior.eval()
@@ -118,10 +118,10 @@ def test_noise_conditional_training_learns_to_use_sigma():
         mismatched = prior.log_prob_per_sample(noisy, 0.01).mean().item()
     print(f"noisy σ=0.2 clips: told 0.2 -> {matched:.3f}, told 0.01 -> {mismatched:.3f} nats/sample")
     assert matched > mismatched + 0.1
-    sigmas = draw_sigmas(NoiseConfig(sigma=0.1), [1.0, 0.359, 0.129, 0.046, 0.01], (500, 2),
+    sigmas = draw_sigmas(0.1, NoiseConfig(), [1.0, 0.359, 0.129, 0.046, 0.01], (500, 2),
                          torch.Generator().manual_seed(0))
     assert torch.allclose(sigmas.unique(), torch.tensor([0.01, 0.046]))  # only ladder levels ≤ σ
-    uniform = draw_sigmas(NoiseConfig(sigma=0.1, levels="loguniform"), [1.0, 0.01], (500, 2),
+    uniform = draw_sigmas(0.1, NoiseConfig(levels="loguniform"), [1.0, 0.01], (500, 2),
                           torch.Generator().manual_seed(0))
     assert uniform.min() >= 0.01 and uniform.max() <= 0.1 and len(uniform.unique()) > 100
 
