@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
+from study.configio import ConfigError, read_yaml
 
 
 def _schema() -> dict:
@@ -71,13 +71,10 @@ def ray_errors(config: dict) -> list[str]:
 
 def check_cluster_config(path: str | Path) -> list[str]:
     """All problems found in the cluster YAML at ``path`` (empty when it is valid)."""
-    path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        return [f"{path}: cannot read YAML ({error})"]
-    if not isinstance(config, dict):
-        return [f"{path}: the top level must be a mapping"]
+        config = read_yaml(path)  # the study's bounded loader: duplicate keys and alias bombs are errors too
+    except ConfigError as error:
+        return [str(error)]
     errors = schema_errors(config) + cross_field_errors(config)
     if not errors:  # Ray's preparation assumes a schema-valid config
         errors += ray_errors(config)

@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.configio import ConfigError, excerpt, load_tree, set_path, validate
+from study.configio import ConfigError, bounded, excerpt, load_tree, set_path, validate
 from study.sweep_config import SweepConfig, trial_tree, validate_space
 
 EXIT_CONFIG = 2
@@ -399,7 +399,7 @@ def main(argv=None) -> int:
     try:
         sweep = load_sweep(args.sweep, args.overrides, args.tracking_uri, args.storage, args.max_concurrent)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {bounded(str(error))}", file=sys.stderr)
         return EXIT_CONFIG
     print(describe(sweep))
     if args.dry_run:
@@ -407,7 +407,7 @@ def main(argv=None) -> int:
     try:
         summary = run_sweep(sweep, args.sweep, "resume" if args.resume else "restart" if args.restart else "auto")
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {bounded(str(error))}", file=sys.stderr)
         return EXIT_CONFIG
     print(f"\n{summary.finished} trials finished, {summary.failed} failed"
           + (", sweep interrupted" if summary.interrupted else ""))

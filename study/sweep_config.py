@@ -205,7 +205,7 @@ def checked_assignments(sweep: SweepConfig) -> list[dict[str, Any]]:
     if math.prod(len(v) for v in values) <= MAX_CHECKED_COMBINATIONS:
         return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
     first = {k: v[0] for k, v in zip(keys, values)}
-    singles = [{**first, key: value} for key, options in zip(keys, values) for value in options]
+    singles = [first] + [{**first, key: value} for key, options in zip(keys, values) for value in options[1:]]
     rng = random.Random(0)
     sampled = [{k: rng.choice(v) for k, v in zip(keys, values)} for _ in range(MAX_CHECKED_COMBINATIONS)]
     return singles + sampled

@@ -52,11 +52,10 @@ def client_for(uri: str) -> MlflowClient:
     MLflow does both on first use, and two sweeps starting at once in an empty folder would otherwise race
     (raw sqlite errors, or a half-created database that every later sweep fails on)."""
     uri = absolute_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
-    if uri.startswith("sqlite:///"):
-        with FileLock(uri[len("sqlite:///"):] + ".lock", timeout=300):
-            client.search_experiments(max_results=1)  # opens the store: creates and upgrades the schema
-    return client
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    with FileLock(uri[len("sqlite:///"):] + ".lock", timeout=300):
+        return MlflowClient(tracking_uri=uri)  # opening the store creates and upgrades the schema
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:

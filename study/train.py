@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ import torch.nn.functional as F
 
 from models import PRIORS, Prior, build_prior, prior_checkpoint
 from study.config import DataConfig, NoiseConfig, PriorConfig, TrainingConfig, geometric_ladder
-from study.data import build_clips
+from study.configio import ConfigError, bounded, validate
+from study.data import DataError, build_clips
 from study.evaluate import cross_log_likelihood, log_likelihoods
 from study.metrics import cross_likelihood
 from study.runtime import autocast, pick_device
@@ -199,7 +201,7 @@ def held_out_bits(prior: Prior, clips: torch.Tensor, device=None) -> torch.Tenso
     return -cross_likelihood(log_likelihoods(prior, clips, None, device, 0.0)) / math.log(2)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Train the per-source priors of one architecture on one data set.")
     parser.add_argument("--prior", default="wavenet", choices=sorted(PRIORS))
     parser.add_argument("--preset", default="tiny")
@@ -217,12 +219,16 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/train/checkpoint.pt"))
     args = parser.parse_args(argv)
 
-    data_cfg = DataConfig(kind=args.data, root=args.root, seed=args.seed)
-    prior_cfg = PriorConfig(name=args.prior, preset=args.preset)
-    cfg = TrainingConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
-                         noise=NoiseConfig(mode=args.noise_mode, clip=args.clip),
-                         log_every=max(1, args.steps // 10))
-    train_clips = build_clips(data_cfg, "train", cfg.crop)
+    try:
+        data_cfg = validate(DataConfig, {"kind": args.data, "root": args.root, "seed": args.seed})
+        prior_cfg = validate(PriorConfig, {"name": args.prior, "preset": args.preset})
+        cfg = validate(TrainingConfig, {"steps": args.steps, "batch_size": args.batch_size, "crop": args.crop,
+                                        "lr": args.lr, "seed": args.seed, "log_every": max(1, args.steps // 10),
+                                        "noise": {"mode": args.noise_mode, "clip": args.clip}})
+        train_clips = build_clips(data_cfg, "train", cfg.crop)
+    except (ConfigError, DataError) as error:  # the user's to fix: one line, no traceback
+        print(f"error: {bounded(str(error))}", file=sys.stderr)
+        return 2
     torch.manual_seed(args.seed)
     prior = build_prior(prior_cfg.name, prior_cfg.preset, num_sources=len(train_clips.sources), **prior_cfg.hparams)
     print(f"{prior.name} ({prior_cfg.preset}): {prior.num_parameters(per_source=True):,} parameters per source, "
@@ -237,7 +243,8 @@ def main(argv=None) -> None:
     for i, n in enumerate(names):
         print(f"{n:>10}" + "".join(f"{bits[i, j]:10.3f}" for j in range(len(names))))
     print(f"checkpoint: {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -27,7 +27,7 @@ import yaml
 
 from models import Prior, build_prior, prior_checkpoint, prior_from_checkpoint
 from study.config import TrialConfig
-from study.configio import ConfigError, load_config
+from study.configio import ConfigError, bounded, load_config
 from study.data import DataError, build_clips, mix
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.leases import Heartbeat, LeaseTable
@@ -350,7 +350,7 @@ def main(argv=None) -> int:
         store = StageStore(args.store) if args.store else None
         final = run_trial(cfg, args.out, store=store)
     except (ConfigError, DataError, TrialError, StoreError) as error:  # the user's to fix: one line, no traceback
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {bounded(str(error))}", file=sys.stderr)
         return 2
     stages = [json.loads((args.out / f"stage{stage.index}" / "metrics.json").read_text()) for stage in plan_stages(cfg)]
     print("\n" + metrics_table(stages))

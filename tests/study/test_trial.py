@@ -139,6 +139,43 @@ def test_cli_rejects_bad_config_with_field_path(tmp_path):
     assert typo.returncode == 2 and "separation.mixturez" in typo.stderr
 
 
+TRIAL_MISTAKES = {  # (trial YAML, --set overrides, expected fragment of the one-line error)
+    "missing stems root": ("data: {kind: stems, root: nowhere}\n", [], "dataset root does not exist"),
+    "stems without a source file": ("data: {kind: stems, root: data, sources: [a, b]}\n", [], "b.wav: missing stem"),
+    "unknown prior": ("prior: {name: transformer}\n", [], "unknown prior 'transformer'"),
+    "hparams of another family": ("prior: {name: flowavenet, preset: tiny, hparams: {stacks: 2}}\n", [],
+                                  "prior.hparams.stacks: flowavenet takes no such parameter"),
+    "binary file": (b"\xff\xfe\x00garbage", [], "not a UTF-8 text file"),
+    "noise.sigma": ("training: {noise: {sigma: 0.1}}\n", [], "training.noise.sigma is not a setting"),
+    "steps: true via --set": ("{}\n", ["training.steps=true"], "training.steps"),
+}
+
+
+@pytest.mark.parametrize("text,overrides,expected", TRIAL_MISTAKES.values(), ids=TRIAL_MISTAKES.keys())
+def test_cli_user_mistakes_are_one_line_exit_2(tmp_path, text, overrides, expected):
+    track = tmp_path / "data" / "train" / "t0"
+    track.mkdir(parents=True)
+    (track / "a.wav").write_bytes(b"")  # only the first source is there
+    config = tmp_path / "trial.yaml"
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
+    run = subprocess.run([sys.executable, "-m", "study.trial", str(config), "--out", str(tmp_path / "out"),
+                          *(f"--set={o}" for o in overrides)], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 2 and expected in run.stderr, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) <= 3, run.stderr[-2000:]
+
+
+def test_a_failed_start_does_not_claim_the_output_folder(tmp_path):
+    """A wrong data path fails before any stage finishes; the corrected command then runs in the same folder."""
+    wrong = tiny(data={"kind": "stems", "root": str(tmp_path / "nowhere")})
+    from study.data import DataError
+
+    with pytest.raises(DataError):
+        run_trial(wrong, tmp_path / "out", log=quiet)
+    fixed = tiny(training={"steps": 10}, schedule={"finetune_steps": 0}, evaluation={"clips": 8},
+                 separation={"enabled": False})
+    assert run_trial(fixed, tmp_path / "out", log=quiet)["stage"] == 1
+
+
 def test_noise_conditional_trial_reports_matched_auroc_and_separates_over_the_ladder(tmp_path):
     ladder = [1.0, 0.359, 0.129, 0.046, 0.01]
     cfg = tiny(prior={"name": "wavenet_nc", "preset": "tiny"}, training={"steps": 40},

@@ -108,13 +108,15 @@ def test_concurrent_trials_train_a_shared_stage_once(tmp_path, ray_session):
     assert len(keys) == 1
 
 
-def test_killed_worker_is_retried_and_continues_its_stage(tmp_path, ray_session):
+@pytest.mark.parametrize("retries", [1, 0])
+def test_killed_worker_is_retried_and_continues_its_stage(tmp_path, ray_session, retries):
     """SIGKILL the Ray worker of a trial mid-stage: Tune retries it (failure.max_failures), and the retry
-    reuses the finished clean stage and continues the fine-tuning from its last stored checkpoint."""
+    reuses the finished clean stage and continues the fine-tuning from its last stored checkpoint. Without
+    retries the trial's run ends KILLED with the reason recorded."""
     import threading
 
     path = write_sweep(tmp_path, base=KILLABLE_BASE, space={"schedule.sigma": {"grid": [0.077]}},
-                       failure={"max_failures": 1})
+                       failure={"max_failures": retries})
     store = StageStore(tmp_path / "ray" / "stages")
     killed = []
 
@@ -133,6 +135,13 @@ def test_killed_worker_is_retried_and_continues_its_stage(tmp_path, ray_session)
     killer.start()
     summary = run_sweep(load_sweep(path, []), path, log=lambda line: None)
     killer.join()
+    if not retries:
+        assert killed and (summary.finished, summary.failed) == (0, 1)
+        _, parents, children = runs_of(tmp_path)
+        assert [c.info.status for c in children] == ["KILLED"] and parents[0].info.status == "FINISHED"
+        reason = children[0].data.tags["study.killed"]
+        assert "died" in reason and ("ActorDied" in reason or "ActorError" in reason), reason[-2000:]
+        return
     assert killed and (summary.finished, summary.failed) == (1, 0)
     trained = stage_folders(store)
     assert len(trained) == 2 and all(store.is_complete(k) for k in trained)

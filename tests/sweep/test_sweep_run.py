@@ -59,3 +59,15 @@ def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
     audio = client.list_artifacts(noisy.info.run_id, "audio/mixture0")
     assert any(a.path.endswith("mixture.wav") for a in audio)
 
+
+
+def test_resources_no_node_can_hold_fail_fast(tmp_path, ray_session, capsys):
+    """resources.cpu: 64 on a 2-CPU Ray: exit 2 at once (Tune would wait forever), nothing created."""
+    from study.sweep import main
+
+    path = write_sweep(tmp_path, resources={"cpu": 64})
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main([path]) == 2
+    err = capsys.readouterr().err
+    assert "resources: one trial asks for 64 CPU" in err and "the largest has 2 CPU" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
