@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 
 from study.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name  # noqa: E402
 
@@ -159,8 +160,12 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    client = client_for(args.tracking_uri)
-    experiment = client.get_experiment_by_name(args.experiment)
+    try:
+        client = client_for(args.tracking_uri)
+        experiment = client.get_experiment_by_name(args.experiment)
+    except MlflowException as error:
+        print(f"error: --tracking-uri {args.tracking_uri}: cannot open it ({str(error)[:300]})", file=sys.stderr)
+        return 2
     if experiment is None:
         print(f"error: no experiment {args.experiment!r} at {args.tracking_uri}", file=sys.stderr)
         return 2

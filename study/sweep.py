@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -257,8 +258,10 @@ def absolute_paths(base: dict) -> dict:
     return tree
 
 
-def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "auto", log=print) -> SweepSummary:
-    """Run (``auto``: resume if this sweep's state exists, else start), ``resume`` or ``restart`` a sweep."""
+def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "auto", log=print,
+              resume_command: str | None = None) -> SweepSummary:
+    """Run (``auto``: resume if this sweep's state exists, else start), ``resume`` or ``restart`` a sweep.
+    ``resume_command`` is what the user is told to run after an interruption."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # si_sdr exists only after the last stage; earlier stage results legitimately lack it
@@ -339,8 +342,9 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         status = "KILLED"  # Tune reports stopped trials as TERMINATED: count the runs that really finished
         statuses = [run.info.status for run in child_runs(client, experiment_id, parent_id)]
         finished, failed = statuses.count("FINISHED"), statuses.count("FAILED")
+        resume_command = resume_command or shlex.join(["python", "-m", "study.sweep", str(sweep_file), "--resume"])
         log(f"sweep stopped by {signal.Signals(interrupted).name}; finished stages are kept in the stage store. "
-            f"Resume with: python -m study.sweep {sweep_file or 'SWEEP.yaml'} --resume")
+            f"Resume with: {resume_command}")
     default_reason = (f"the sweep was stopped by {signal.Signals(interrupted).name} before the trial finished"
                       if interrupted else "the trial's worker died before the trial could record why")
     closed = close_dangling(client, experiment_id, parent_id, reasons, default_reason)
@@ -404,8 +408,11 @@ def main(argv=None) -> int:
     print(describe(sweep))
     if args.dry_run:
         return 0
+    given = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg not in ("--resume", "--restart")]
+    resume_command = shlex.join(["python", "-m", "study.sweep", *given, "--resume"])  # with every flag given
     try:
-        summary = run_sweep(sweep, args.sweep, "resume" if args.resume else "restart" if args.restart else "auto")
+        summary = run_sweep(sweep, args.sweep, "resume" if args.resume else "restart" if args.restart else "auto",
+                            resume_command=resume_command)
     except ConfigError as error:
         print(f"error: {bounded(str(error))}", file=sys.stderr)
         return EXIT_CONFIG

@@ -152,3 +152,26 @@ def test_killed_worker_is_retried_and_continues_its_stage(tmp_path, ray_session,
     client, _, children = runs_of(tmp_path)
     assert len(children) == 1 and children[0].info.status == "FINISHED"
     assert_no_metric_logged_twice(client, children)
+
+
+def test_second_ctrl_c_stops_at_once_and_leaves_nothing_running(tmp_path):
+    """Two SIGINTs a moment apart: the sweep does not wait for the graceful stop, yet still exits 130 with
+    every run closed and the exact resume command (with the flags given) printed."""
+    path = write_sweep(tmp_path, base=KILLABLE_BASE, space={"schedule.sigma": {"grid": SIGMAS}}, max_concurrent=1)
+    store = StageStore(tmp_path / "ray" / "stages")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen([sys.executable, "-m", "study.sweep", path, "--set", "search.seed=3"], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for_second_stage(store, driver)
+    driver.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    stopped = time.time()
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, output[-3000:]
+    assert time.time() - stopped < 60, output[-3000:]
+    assert f"Resume with: python -m study.sweep {path} --set search.seed=3 --resume" in output, output[-3000:]
+    _, parents, children = runs_of(tmp_path)
+    assert parents[0].info.status == "KILLED"
+    assert all(r.info.status != "RUNNING" for r in [*parents, *children]), output[-3000:]
+    assert all("study.killed" in c.data.tags for c in children if c.info.status == "KILLED")
