@@ -1,6 +1,7 @@
 """Offline check of a Ray cluster-launcher config: every error at once, before ``ray up`` spends money.
 
     python -m study.cluster check infra/cluster.yaml
+    python -m study.cluster check infra/mlflow.yaml infra/kuberay.yaml
 
 Three layers, all offline: the JSON schema Ray ships (``ray/autoscaler/ray-schema.json``, every violation
 listed), cross-field rules the schema cannot express (head type among the node types, min/max workers),
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from study.configio import ConfigError, read_yaml
+from study.tracking_check import kubernetes_warnings, launcher_warnings
 
 
 def _schema() -> dict:
@@ -75,25 +77,52 @@ def check_cluster_config(path: str | Path) -> list[str]:
         config = read_yaml(path)  # the study's bounded loader: duplicate keys and alias bombs are errors too
     except ConfigError as error:
         return [str(error)]
+    return cluster_errors(config)
+
+
+def cluster_errors(config: dict) -> list[str]:
     errors = schema_errors(config) + cross_field_errors(config)
     if not errors:  # Ray's preparation assumes a schema-valid config
         errors += ray_errors(config)
     return list(dict.fromkeys(errors))
 
 
+def check(paths: list[Path]) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of cluster-launcher configs and Kubernetes manifests, the manifests checked together
+    (so a RayJob's tracking URI is matched against the Service another file defines)."""
+    errors, warnings, manifests = [], [], []
+    for path in paths:
+        try:
+            config = read_yaml(path)
+        except ConfigError as error:
+            errors.append(str(error))
+            continue
+        if "apiVersion" in config:  # a Kubernetes manifest (a single object or a List)
+            manifests.append(config)
+        else:
+            errors += [f"{path}: {e}" for e in cluster_errors(config)]
+            warnings += [f"{path}: {w}" for w in launcher_warnings(config)]
+    return errors, warnings + kubernetes_warnings(manifests)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Offline checks of Ray cluster-launcher configs.")
+    parser = argparse.ArgumentParser(description="Offline checks of Ray cluster-launcher configs and Kubernetes "
+                                                 "manifests.")
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="validate a cluster YAML and list every error")
-    check.add_argument("config", type=Path)
+    command = sub.add_parser("check", help="validate cluster YAMLs / manifests and list every error and warning")
+    command.add_argument("configs", type=Path, nargs="+")
     args = parser.parse_args(argv)
-    errors = check_cluster_config(args.config)
+    errors, warnings = check(args.configs)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    shown = " ".join(map(str, args.configs))
     if errors:
-        print(f"{args.config}: {len(errors)} error(s)", file=sys.stderr)
+        print(f"{shown}: {len(errors)} error(s)", file=sys.stderr)
         for error in errors:
             print(f"  - {error}", file=sys.stderr)
         return 1
-    print(f"{args.config}: OK (Ray schema, cross-field rules, Ray's prepare_config + validate_config)")
+    print(f"{shown}: OK, {len(warnings)} warning(s) (cluster configs: Ray's schema, cross-field rules and its own "
+          "validation; all: where tracking keeps the study and whether it asks for a password)")
     return 0
 
 

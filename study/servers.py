@@ -188,3 +188,35 @@ def write_auth_config(path: Path, database_uri: str, admin_password: str, admin_
                     "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     path.chmod(0o600)
     return path
+
+
+AUTH_SETTINGS = {"database_uri": "MLFLOW_AUTH_DATABASE_URI", "admin_password": "MLFLOW_AUTH_ADMIN_PASSWORD"}
+
+
+def main(argv=None) -> int:
+    """``python -m study.servers auth-config PATH``: write the basic-auth ini of the cluster's MLflow server
+    from the environment (``MLFLOW_AUTH_DATABASE_URI``, ``MLFLOW_AUTH_ADMIN_PASSWORD``, optionally
+    ``MLFLOW_AUTH_ADMIN_USERNAME``; see infra/tracking.env.example), so no secret is ever committed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Local tracking services and their settings.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    auth = sub.add_parser("auth-config", help="write MLflow's basic-auth ini from the environment")
+    auth.add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+    missing = [name for name in AUTH_SETTINGS.values() if not os.environ.get(name)]
+    if missing:
+        print(f"error: set {', '.join(missing)} (see infra/tracking.env.example)", file=sys.stderr)
+        return 2
+    if os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"] == "password1234":
+        print("error: MLFLOW_AUTH_ADMIN_PASSWORD is MLflow's published default; choose another", file=sys.stderr)
+        return 2
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    write_auth_config(args.path, os.environ["MLFLOW_AUTH_DATABASE_URI"], os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"],
+                      os.environ.get("MLFLOW_AUTH_ADMIN_USERNAME", "admin"))
+    print(f"wrote {args.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -81,3 +81,76 @@ def test_kuberay_job_runs_the_sweep_and_tears_down():
     assert limits["nvidia.com/gpu"] == "1"
     sweep = spec["entrypoint"].split()[3]
     assert (INFRA.parent / sweep).is_file()
+
+
+# --- tracking durability and authentication -----------------------------------------------------------------
+def test_shipped_configs_give_durable_authenticated_tracking():
+    from study.cluster import check
+
+    assert check([INFRA / "cluster.yaml"]) == ([], [])
+    assert check([INFRA / "mlflow.yaml", INFRA / "kuberay.yaml"]) == ([], [])
+
+
+def sqlite_on_the_head(c):
+    c["head_start_ray_commands"][-1] = ("nohup ~/venv/bin/mlflow server --backend-store-uri "
+                                        "sqlite:////home/ubuntu/mlflow/mlflow.db --host 0.0.0.0 --port 5000 &")
+
+
+def test_tracking_that_dies_with_the_head_is_warned_about(tmp_path):
+    from study.cluster import check
+
+    errors, warnings = check([variant(tmp_path, sqlite_on_the_head)])
+    assert errors == []
+    text = "\n".join(warnings)
+    assert "sqlite:////home/ubuntu/mlflow/mlflow.db lives on the server's own disk" in text
+    assert "no authentication" in text and "every interface" in text
+    assert len(warnings) == 3  # `pkill -f 'mlflow server'` only names the server: no warning for it
+
+
+def manifests(tmp_path, change):
+    tracking = yaml.safe_load((INFRA / "mlflow.yaml").read_text())
+    job = yaml.safe_load((INFRA / "kuberay.yaml").read_text())
+    change(tracking, job)
+    paths = [tmp_path / "mlflow.yaml", tmp_path / "kuberay.yaml"]
+    for path, document in zip(paths, (tracking, job)):
+        path.write_text(yaml.safe_dump(document))
+    return paths
+
+
+def item(tracking, kind, name):
+    return next(o for o in tracking["items"] if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def postgres_on_empty_dir(tracking, job):
+    item(tracking, "StatefulSet", "postgres")["spec"]["template"]["spec"]["volumes"][0] = {"name": "data",
+                                                                                           "emptyDir": {}}
+
+
+def no_auth(tracking, job):
+    container = item(tracking, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = [container["args"][0].replace("--app-name basic-auth", "")]
+
+
+def no_credentials(tracking, job):
+    workers = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
+    workers["env"] = [e for e in workers["env"] if not e["name"].startswith("MLFLOW_TRACKING")]
+
+
+def wrong_service(tracking, job):
+    job["spec"]["entrypoint"] = job["spec"]["entrypoint"].replace("http://mlflow.", "http://tracking.")
+
+
+@pytest.mark.parametrize("change,expected", [
+    (postgres_on_empty_dir, "PostgreSQL's data is not on a persistent volume claim"),
+    (no_auth, "no authentication"),
+    (no_credentials, "no MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_USERNAME"),
+    (wrong_service, "names Service 'tracking' in namespace 'prior-study'"),
+], ids=["database without a volume claim", "server without auth", "trials without credentials",
+        "tracking URI of an undefined Service"])
+def test_kubernetes_tracking_problems_are_warned_about(tmp_path, change, expected, capsys):
+    from study.cluster import check
+
+    errors, warnings = check(manifests(tmp_path, change))
+    assert errors == [] and len(warnings) >= 1 and any(expected in w for w in warnings), warnings
+    assert main(["check", *map(str, manifests(tmp_path, change))]) == 0
+    assert expected in capsys.readouterr().err
