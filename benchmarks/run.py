@@ -4,8 +4,9 @@
     python -m benchmarks.run --only priors --sizes small        # a subset
 
 Sections: prior training/evaluation throughput (toy and small sizes, with the published figure and the
-ratio for the toy sizes), Langevin separation speed, sweep overhead/concurrency, and what stage sharing saves (a shrunk noise_frontier
-with sharing on and off). Medians of repeats,
+ratio for the toy sizes), Langevin separation speed, sweep overhead/concurrency, what stage sharing saves (a shrunk noise_frontier
+with sharing on and off), and tracking under load (32 processes against an mlflow server on sqlite and on
+PostgreSQL). Medians of repeats,
 measured side by side in one run; no timing is ever asserted in tests.
 """
 from __future__ import annotations
@@ -22,8 +23,9 @@ from .langevin import bench_langevin
 from .priors import bench_prior
 from .sharing import bench_sharing
 from .sweep_overhead import bench_sweep
+from .tracking_load import bench_tracking
 
-SECTIONS = ("priors", "langevin", "sweep", "sharing")
+SECTIONS = ("priors", "langevin", "sweep", "sharing", "tracking")
 
 
 def table(rows: list[dict]) -> str:
@@ -57,6 +59,8 @@ def main(argv=None) -> None:
         results["sweep"] = [bench_sweep("trivial"), bench_sweep("short")]
     if "sharing" in args.only:
         results["sharing"] = bench_sharing()
+    if "tracking" in args.only:
+        results["tracking"] = bench_tracking()
     print(f"device: {results['machine']}")
     for section in SECTIONS:
         if section in results:
