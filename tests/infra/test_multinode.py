@@ -2,19 +2,16 @@
 and every run, metric and artifact reaches the server over HTTP."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from study.servers import MlflowServer
 from study.tracking import PARENT_TAG
 
-from ..ports import free_port
 from ..sweep.conftest import write_sweep
 
 HERE = Path(__file__).resolve().parent
@@ -22,32 +19,10 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or process.poll() is not None:
-                    raise RuntimeError("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
-                time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server and its workers, by the id we started
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    server = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server-artifacts",
+                          tmp_path / "server.log", workers=1).start()
+    yield server.url
+    server.stop()
 
 
 def test_sweep_spreads_over_nodes_and_tracks_to_a_server(tmp_path, mlflow_server):
