@@ -39,7 +39,7 @@ def trial_params() -> dict[str, str]:
 def stage_metrics(worker: int, stage: int) -> dict[str, float]:
     """About the metrics one stage of a trial reports, with values unique to (worker, stage, name)."""
     names = ["auroc", "logp_drop@0.01", "logp_drop@0.1", "auroc@0.01", "auroc@0.1", "train_seconds",
-             "train_samples_per_s", "eval_seconds", "stage_sigma", "stage_reused", "stage_wait_seconds", "step",
+             "train_source_samples_per_s", "eval_seconds", "stage_sigma", "stage_reused", "stage_wait_seconds", "step",
              "si_sdr", "si_sdri", "sdr", "si_sdr_mixture", "auroc_complexity"]
     names += [f"{family}/{s}" for family in ("auroc", "bits_per_sample", "si_sdr", "sdr", "auroc_complexity")
               for s in SOURCES]

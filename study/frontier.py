@@ -3,9 +3,11 @@
     python -m study.frontier --experiment NAME [--tracking-uri URI] [--objectives auroc:max si_sdr:max]
 
 One point per trial and stage (each stage's metrics are logged at step = stage index). The Pareto set is
-over the objectives; the table is printed and, with two plots, logged to the sweep's parent run:
-``frontier.png`` (objectives; colour = architecture, marker = schedule, labels = stage σ, Pareto points
-joined) and ``dilemma.png`` (auroc versus logp_drop@0.01: discriminative versus smooth).
+over the objectives; it is printed, and three artifacts go to the sweep's parent run: ``study_summary.csv``
+(one row per trial and stage, objectives first; MLflow shows it as a table), ``frontier.png`` (objectives;
+colour = architecture, marker = schedule, labels = stage σ, Pareto points joined, the do-nothing separation
+baseline drawn, diverged separations marked) and ``dilemma.png`` (auroc versus logp_drop@0.01:
+discriminative versus smooth).
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 
 from study.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name  # noqa: E402
 
-CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "logp_drop@0.01", "si_sdri")
+CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "logp_drop@0.01", "si_sdri", "si_sdr_mixture",
+                   "separation_diverged")
 UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", "logp_drop@0.01": "nats/sample"}
 MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
 
@@ -69,6 +72,17 @@ def with_pareto(table: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame
     return table
 
 
+def direction(name: str, objectives: dict[str, str]) -> str:
+    better = objectives.get(name) or {"logp_drop@0.01": "max"}.get(name)
+    return f", {'higher' if better == 'max' else 'lower'} is better" if better else ""
+
+
+def axis_label(name: str, objectives: dict[str, str], note: str = "") -> str:
+    units = UNITS.get(name, "")
+    inside = ", ".join(part for part in (units, note) if part) + direction(name, objectives)
+    return f"{name} ({inside.lstrip(', ')})" if inside else name
+
+
 def scatter(ax, table: pd.DataFrame, x: str, y: str) -> None:
     colours = {a: plt.cm.tab10(i) for i, a in enumerate(sorted(table["architecture"].dropna().unique()))}
     for (arch, schedule), group in table.groupby(["architecture", "schedule"]):
@@ -77,9 +91,36 @@ def scatter(ax, table: pd.DataFrame, x: str, y: str) -> None:
     for _, row in table.iterrows():
         ax.annotate(f"σ={row.get('stage_sigma', float('nan')):.3g}", (row[x], row[y]), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(f"{x} ({UNITS[x]})" if x in UNITS else x)
-    ax.set_ylabel(f"{y} ({UNITS[y]})" if y in UNITS else y)
     ax.grid(alpha=0.3)
+
+
+SEPARATION_SCORES = ("si_sdr", "sdr", "si_sdri")
+
+
+def mark_diverged(ax, table: pd.DataFrame, x: str, y: str) -> None:
+    """Trials whose separation diverged have no score: show them as red crosses on the axis's lower edge."""
+    score, other = (y, x) if y in SEPARATION_SCORES else (x, y) if x in SEPARATION_SCORES else (None, None)
+    if score is None or "separation_diverged" not in table or other not in table:
+        return
+    diverged = table[(table["separation_diverged"] == 1) & table[other].notna()]
+    if diverged.empty:
+        return
+    low = (ax.get_ylim() if score == y else ax.get_xlim())[0]
+    xs = diverged[x] if score == y else [low] * len(diverged)
+    ys = [low] * len(diverged) if score == y else diverged[y]
+    ax.scatter(xs, ys, marker="x", color="red", s=60, clip_on=False, label="separation diverged (no score)")
+    for px, py in zip(xs, ys):
+        ax.annotate("diverged", (px, py), fontsize=7, color="red", xytext=(3, 5), textcoords="offset points")
+
+
+def draw_baseline(ax, table: pd.DataFrame, x: str, y: str) -> None:
+    """The do-nothing separation baseline: every source estimated as the mixture (SI-SDRi = 0)."""
+    for name, line in ((y, ax.axhline), (x, ax.axvline)):
+        if name == "si_sdri":
+            line(0.0, color="grey", ls=":", lw=1.2, label="do nothing: mixture as every estimate")
+        elif name == "si_sdr" and "si_sdr_mixture" in table and table["si_sdr_mixture"].notna().any():
+            line(table["si_sdr_mixture"].mean(), color="grey", ls=":", lw=1.2,
+                 label=f"do nothing: mixture as every estimate ({table['si_sdr_mixture'].mean():.2f} dB)")
 
 
 def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -> bool:
@@ -91,6 +132,10 @@ def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -
     scatter(ax, points, x, y)
     front = points[points["pareto"]].sort_values(x)
     ax.plot(front[x], front[y], "k--", lw=1, label="Pareto set")
+    draw_baseline(ax, table, x, y)
+    mark_diverged(ax, table, x, y)
+    ax.set_xlabel(axis_label(x, objectives))
+    ax.set_ylabel(axis_label(y, objectives))
     ax.set_title(f"Study frontier: {x} ({objectives.get(x, '')}) vs {y} ({objectives.get(y, '')}), one point per stage")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -105,8 +150,8 @@ def plot_dilemma(path: Path, table: pd.DataFrame) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     scatter(ax, table.dropna(subset=needed), "logp_drop@0.01", "auroc")
-    ax.set_xlabel("logp_drop@0.01 (nats/sample; near 0 = smooth, very negative = peaked)")
-    ax.set_ylabel("auroc (discrimination)")
+    ax.set_xlabel("logp_drop@0.01 (nats/sample; near 0 = smooth, very negative = peaked; higher is better)")
+    ax.set_ylabel("auroc (discrimination, higher is better)")
     ax.set_title("Discriminative versus smooth: every trial and stage")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -124,14 +169,24 @@ def format_table(table: pd.DataFrame, objectives) -> str:
         shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
+SUMMARY = "study_summary.csv"
+
+
+def summary_table(table: pd.DataFrame, objectives) -> pd.DataFrame:
+    """The study at a glance: one row per trial and stage, objectives first, then what tells trials apart."""
+    first = [*objectives, "run", "stage", "stage_sigma", "pareto", "architecture", "schedule", "target_sigma"]
+    ordered = [c for c in first if c in table] + [c for c in table if c not in first and c != "run_id"]
+    return table[ordered + (["run_id"] if "run_id" in table else [])]
+
+
 def log_frontier(client, experiment_id: str, parent_id: str, objectives: dict[str, str], log=print) -> pd.DataFrame:
     """Compute the frontier of a sweep from its child runs, print it, and log CSV and plots to the parent."""
     table = with_pareto(stage_table(client, experiment_id, parent_id, list(objectives)), objectives)
     log(format_table(table, objectives))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        table.to_csv(folder / "frontier.csv", index=False)
-        client.log_artifact(parent_id, str(folder / "frontier.csv"))
+        summary_table(table, objectives).to_csv(folder / SUMMARY, index=False, float_format="%.4g")
+        client.log_artifact(parent_id, str(folder / SUMMARY))
         for name, made in (("frontier.png", plot_frontier(folder / "frontier.png", table, objectives)),
                            ("dilemma.png", plot_dilemma(folder / "dilemma.png", table))):
             if made:

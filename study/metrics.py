@@ -26,7 +26,7 @@ AT_NOISE = {"auroc", "logp_drop"}
 SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged", "separation_seconds",
               "langevin_steps_per_s", "separation_levels"}
 PLAIN = {"auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stage_sigma",
-         "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_samples_per_s", "eval_seconds",
+         "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_source_samples_per_s", "eval_seconds",
          *SEPARATION}
 
 

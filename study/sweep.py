@@ -16,6 +16,7 @@ import shlex
 import shutil
 import signal
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,56 @@ def describe_cost(sweep: SweepConfig) -> list[str]:
 
 
 # --- the trainable (runs in a Ray worker) ---------------------------------------------------------------
-def run_name(cfg) -> str:
-    return f"{cfg.prior.name} σ*={cfg.schedule.sigma:g} {cfg.schedule.kind}"
+SHORT_FAMILY = {"flowavenet": "flow", "wavenet": "wn", "flowavenet_nc": "flow-nc", "wavenet_nc": "wn-nc"}
+SHORT_SCHEDULE = {"scratch": "scratch", "from_clean": "ft", "chained": "chain"}
+NAMED_BY_DEFAULT = {"prior.name", "schedule.sigma", "schedule.kind"}  # already in every label
+
+
+def short_value(value) -> str:
+    """A value as a label shows it: floats to 3 digits, paths by their last part, at most 16 characters."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    text = str(value).rstrip("/").rsplit("/", 1)[-1]
+    return text if len(text) <= 16 else text[:15] + "…"
+
+
+def trial_label(cfg, params: dict) -> str:
+    """What tells trials apart, first and short (MLflow's run tree cuts names at about 15 characters):
+    family, σ*, schedule, then every other varied key as ``leaf=value``, e.g. ``flow σ*0.077 ft lr=0.001``."""
+    from study.tracking import flatten
+
+    words = [SHORT_FAMILY.get(cfg.prior.name, cfg.prior.name), f"σ*{cfg.schedule.sigma:g}",
+             SHORT_SCHEDULE.get(cfg.schedule.kind, cfg.schedule.kind)]
+    for key, value in params.items():
+        if key in NAMED_BY_DEFAULT:
+            continue
+        leaves = flatten(value) if isinstance(value, dict) else {key: value}  # a variant: its own settings
+        words += [f"{leaf.rsplit('.', 1)[-1]}={short_value(v)}" for leaf, v in leaves.items()
+                  if leaf not in NAMED_BY_DEFAULT]
+    return " ".join(words)
+
+
+def labelled(cfg, params: dict, tune_id: str) -> str:
+    """The trial's name in MLflow and on the console: its label and the end of Tune's id (for repeats)."""
+    return f"{trial_label(cfg, params)} · {tune_id[-5:]}"
+
+
+class NoColumns(dict):
+    """An empty column mapping that Tune's reporter takes as given (an empty one makes it show every raw
+    parameter, a ``variant`` mapping as a cut-off dict)."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def console_reporter(sweep: SweepConfig):
+    """Tune's progress table: the trial's label as its name (it already names every varied key), its status,
+    the stage it reached and the objectives."""
+    from ray.tune import CLIReporter
+
+    return CLIReporter(metric_columns={"stage": "stage", **{name: name for name in sweep.search.objectives}},
+                       parameter_columns=NoColumns(), max_report_frequency=30, max_column_length=40,
+                       sort_by_metric=False)
 
 
 def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, experiment_id: str,
@@ -115,7 +164,7 @@ def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, 
     out_dir = Path(context.get_trial_dir()) / "work"
     client = client_for(tracking_uri)
     key = context.get_trial_id()
-    run_id, reattached = open_child(client, experiment_id, parent_id, key, f"{run_name(cfg)} · {key[-5:]}",
+    run_id, reattached = open_child(client, experiment_id, parent_id, key, labelled(cfg, params, key),
                                     flatten(cfg.model_dump(mode="json", exclude={"threads", "device"})),
                                     {CONFIG_TAG: trial_id(cfg), SWEEP_TAG: sweep_name})
 
@@ -201,6 +250,29 @@ class SweepSummary:
     parent_run_id: str
     experiment_id: str
     tracking_uri: str
+    name: str = ""
+    experiment: str = ""
+    stages: int = 0  # stages the trials ran ...
+    reused: int = 0  # ... of which taken from the stage store instead of trained
+    seconds: float = 0.0
+    store: str = ""
+
+    def describe(self) -> str:
+        """The one summary a sweep ends with: how it ended, what was reused, and where the results are."""
+        minutes, seconds = divmod(round(self.seconds), 60)
+        how = (f"stopped by {signal.Signals(self.interrupted).name}" if self.interrupted else "done")
+        link = f"#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"  # the model-training view
+        if self.tracking_uri.startswith("http"):
+            open_it = f"  open:    {self.tracking_uri.rstrip('/')}/{link}"
+        else:
+            open_it = (f"  open:    mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1 --port 5000\n"
+                       f"           then http://127.0.0.1:5000/{link}")
+        return "\n".join([
+            f"sweep {self.name!r} {how} after {minutes} min {seconds} s: {self.finished} trials finished, "
+            f"{self.failed} failed; {self.reused} of {self.stages} stages reused from the stage store",
+            f"  results: MLflow experiment {self.experiment!r}, sweep run {self.parent_run_id} (trials nested "
+            f"under it; frontier.png, dilemma.png, study_summary.csv on it); stages in {self.store}",
+            open_it])
 
 
 def param_space(sweep: SweepConfig) -> dict:
@@ -268,17 +340,21 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # one checkpoint per stage is the design; Tune's "snapshotting too often" warning is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's newer console output infers its columns and cannot be told which; the classic reporter can
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
 
     from mlflow.exceptions import MlflowException
 
+    from study.config import TrialConfig
     from study.frontier import log_frontier
     from study.leases import start_lease_actor
     from study.store import default_store_uri
     from study.tracking import (absolute_tracking_uri, child_runs, client_for, close_dangling,
                                 default_artifact_location, ensure_experiment, open_parent)
 
+    started = time.perf_counter()
     root = storage_root(sweep)
     experiment_path = f"{root}/{sweep.name}"
     can_restore = tune.Tuner.can_restore(experiment_path)
@@ -302,12 +378,13 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         raise ConfigError(f"mlflow.tracking_uri: cannot open {uri} ({excerpt(str(error), 300)})") from None
     parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
     log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
+    base = absolute_paths(sweep.base)
     lease_actor = leases = None
     if sweep.share_stages:  # the handle keeps the actor alive for the whole sweep
         lease_actor = f"stage-leases-{sweep.name}"
         leases = start_lease_actor(lease_actor)
     trainable = tune.with_resources(
-        tune.with_parameters(tune_trial, base=absolute_paths(sweep.base), sweep_name=sweep.name, tracking_uri=uri,
+        tune.with_parameters(tune_trial, base=base, sweep_name=sweep.name, tracking_uri=uri,
                              experiment_id=experiment_id, parent_id=parent_id, cpus=sweep.resources.cpu,
                              gpus=sweep.resources.gpu, store_uri=default_store_uri(root), lease_actor=lease_actor),
         {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
@@ -320,8 +397,12 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
             tune_config=tune.TuneConfig(search_alg=search_algorithm(sweep), scheduler=trial_scheduler(sweep),
                                         num_samples=sweep.search.num_samples,
                                         max_concurrent_trials=sweep.max_concurrent if sweep.search.kind == "optuna" else None,
-                                        trial_dirname_creator=lambda trial: trial.trial_id),
+                                        trial_dirname_creator=lambda trial: trial.trial_id,
+                                        trial_name_creator=lambda trial: labelled(
+                                            TrialConfig.model_validate(trial_tree(base, trial.config)),
+                                            trial.config, trial.trial_id)),
             run_config=tune.RunConfig(name=sweep.name, storage_path=root, verbose=1,
+                                      progress_reporter=console_reporter(sweep),
                                       failure_config=tune.FailureConfig(max_failures=sweep.failure.max_failures)))
     status = "FINISHED"
     finished = failed = 0
@@ -338,9 +419,12 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     interrupted = stop.received
     if leases is not None:
         ray.kill(leases)
+    children = child_runs(client, experiment_id, parent_id)
+    reused = [tag == "true" for run in children for key, tag in run.data.tags.items()
+              if key.startswith("study.stage") and key.endswith(".reused")]
     if interrupted:
         status = "KILLED"  # Tune reports stopped trials as TERMINATED: count the runs that really finished
-        statuses = [run.info.status for run in child_runs(client, experiment_id, parent_id)]
+        statuses = [run.info.status for run in children]
         finished, failed = statuses.count("FINISHED"), statuses.count("FAILED")
         resume_command = resume_command or shlex.join(["python", "-m", "study.sweep", str(sweep_file), "--resume"])
         log(f"sweep stopped by {signal.Signals(interrupted).name}; finished stages are kept in the stage store. "
@@ -355,7 +439,9 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     if status == "FINISHED":  # never a frontier from a partial sweep
         log_frontier(client, experiment_id, parent_id, sweep.search.objectives, log=log)
     client.set_terminated(parent_id, status)
-    return SweepSummary(finished, failed, interrupted, parent_id, experiment_id, uri)
+    return SweepSummary(finished, failed, interrupted, parent_id, experiment_id, uri, sweep.name,
+                        sweep.experiment_name, len(reused), sum(reused), time.perf_counter() - started,
+                        default_store_uri(root))
 
 
 def check_resources(sweep: SweepConfig) -> None:
@@ -379,12 +465,6 @@ def check_resources(sweep: SweepConfig) -> None:
     raise ConfigError(f"resources: one trial asks for {need['CPU']:g} CPU and {need['GPU']:g} GPU, but no node "
                       f"can offer that (the largest has {largest.get('CPU', 0):g} CPU and {largest.get('GPU', 0):g} "
                       "GPU); lower resources.cpu / resources.gpu or add larger nodes")
-
-
-def ui_hint(summary: SweepSummary) -> str:
-    return (f"Open the results:\n  mlflow ui --backend-store-uri {summary.tracking_uri} --host 127.0.0.1 --port 5000\n"
-            f"  then http://127.0.0.1:5000/#/experiments/{summary.experiment_id}/runs (trials are nested under "
-            f"the sweep run)")
 
 
 def main(argv=None) -> int:
@@ -416,9 +496,7 @@ def main(argv=None) -> int:
     except ConfigError as error:
         print(f"error: {bounded(str(error))}", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"\n{summary.finished} trials finished, {summary.failed} failed"
-          + (", sweep interrupted" if summary.interrupted else ""))
-    print(ui_hint(summary))
+    print("\n" + summary.describe())
     if summary.interrupted:
         return 128 + summary.interrupted  # 130 for SIGINT, 143 for SIGTERM, as shells report them
     return 0 if summary.failed == 0 else 1

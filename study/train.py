@@ -40,7 +40,7 @@ class TrainingError(RuntimeError):
 class TrainingResult:
     step: int
     wall_seconds: float
-    samples_per_second: float  # 0 when the run resumed with nothing left to train
+    source_samples_per_second: float  # batch × crop × sources per second; 0 when nothing was left to train
 
 
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
@@ -185,14 +185,15 @@ def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, checkpoin
                 on_checkpoint(Path(checkpoint))
         if done % cfg.log_every == 0 or done == cfg.steps:
             now = time.perf_counter()
-            rate = window_steps * cfg.batch_size * cfg.crop / (now - window_t)
-            bits = (nll.detach() / math.log(2)).tolist()
-            log(f"step {done:>7}/{cfg.steps}  nll {loss.item() / len(names):8.4f} nats/sample  "
-                + "  ".join(f"{n} {b:6.3f}" for n, b in zip(names, bits)) + f"  bits  {rate:,.0f} samples/s")
+            rate = window_steps * cfg.batch_size * cfg.crop * len(names) / (now - window_t)
+            per_source = "  ".join(f"{n} {v:7.4f}" for n, v in zip(names, nll.detach().tolist()))
+            log(f"step {done:>7}/{cfg.steps}  NLL per sample (nats; negative is normal for a density): "
+                f"{per_source}  |  {rate:,.0f} source-samples/s")
             window_t, window_steps = now, 0
     wall = time.perf_counter() - t0
     trained = max(cfg.steps - start, 0)
-    return TrainingResult(cfg.steps, wall, trained * cfg.batch_size * cfg.crop / max(wall, 1e-9))
+    per_step = cfg.batch_size * cfg.crop * len(names)
+    return TrainingResult(cfg.steps, wall, trained * per_step / max(wall, 1e-9))
 
 
 def held_out_bits(prior: Prior, clips: torch.Tensor, device=None) -> torch.Tensor:
@@ -234,7 +235,7 @@ def main(argv=None) -> int:
     print(f"{prior.name} ({prior_cfg.preset}): {prior.num_parameters(per_source=True):,} parameters per source, "
           f"{len(train_clips.sources)} sources {train_clips.sources}")
     result = train(prior, train_clips, cfg, args.sigma, checkpoint=args.out)
-    print(f"trained {result.step} steps in {result.wall_seconds:.1f} s ({result.samples_per_second:,.0f} samples/s)")
+    print(f"trained {result.step} steps in {result.wall_seconds:.1f} s ({result.source_samples_per_second:,.0f} source-samples/s)")
     test = build_clips(data_cfg, "test", cfg.crop)
     bits = held_out_bits(prior, test.clips(range(min(args.eval_clips, len(test)))))
     names = train_clips.sources

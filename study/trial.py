@@ -162,7 +162,7 @@ class Trial:
         self.store.write_torch(f"{key}/prior.pt", prior_checkpoint(prior))
         self.store.write_json(f"{key}/training.json", {
             "holder": self.holder, "steps": training.steps, "start_step": start, "train_seconds": trained.wall_seconds,
-            "train_samples_per_s": trained.samples_per_second, "training": training.model_dump(mode="json"),
+            "train_source_samples_per_s": trained.source_samples_per_second, "training": training.model_dump(mode="json"),
             "sigma": sigma})
         self.store.delete(f"{key}/train.pt")  # the finished prior is what later stages start from
 
@@ -303,7 +303,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
         metrics = trial.evaluate(stage, prior, folder)
         metrics.update(stage=stage.index, stage_sigma=stage.sigma, stage_key=key,
                        stage_reused=float(record["reused"]), stage_wait_seconds=record["wait_seconds"],
-                       train_seconds=record["train_seconds"], train_samples_per_s=record["train_samples_per_s"],
+                       train_seconds=record["train_seconds"], train_source_samples_per_s=record["train_source_samples_per_s"],
                        step=sum(s.steps for s in trial.stages[: stage.index + 1]))
         if stage is trial.stages[-1] and cfg.separation.enabled:
             metrics.update(trial.separate())

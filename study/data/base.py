@@ -13,6 +13,9 @@ class DataError(ValueError):
         super().__init__(f"{where}: {problem}")
         self.where, self.problem = str(where), problem
 
+    def __reduce__(self):  # rebuilt from both arguments when Ray sends it from a worker to the driver
+        return type(self), (self.where, self.problem)
+
 
 def mix(sources: torch.Tensor) -> torch.Tensor:
     """The study's mixture: the mean of the sources (α_k = 1/K). [..., K, T] -> [..., T]."""

@@ -73,7 +73,7 @@ def test_sweep_on_authenticated_postgres_survives_server_and_database_restarts(p
         tuned = next(c for c in children if c.data.params["schedule.sigma"] == "0.077")
         assert steps(client, tuned, "auroc") == [0, 1]
         assert {a.path for a in client.list_artifacts(tuned.info.run_id)} >= {"metrics.json", "stage0", "stage1"}
-        assert "frontier.csv" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+        assert "study_summary.csv" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     finally:
         for key in ADMIN:
             os.environ.pop(key, None)

@@ -36,3 +36,38 @@ def test_simple_front_and_objective_parsing():
     assert parse_objectives(["auroc:max", "logp_drop@0.01:max"]) == {"auroc": "max", "logp_drop@0.01": "max"}
     with pytest.raises(ValueError, match="METRIC:max"):
         parse_objectives(["auroc"])
+
+
+def test_frontier_plot_draws_the_baseline_marks_diverged_trials_and_says_which_way_is_better(tmp_path):
+    """Every point below the mixture baseline is visibly below it; a diverged separation is a red cross."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from study import frontier
+
+    table = frontier.with_pareto(pd.DataFrame([
+        {"run": "a", "architecture": "wavenet", "schedule": "from_clean", "stage": 1, "stage_sigma": 0.077,
+         "auroc": 0.9, "si_sdr": -5.0, "si_sdr_mixture": -4.6, "separation_diverged": 0.0},
+        {"run": "b", "architecture": "flowavenet", "schedule": "from_clean", "stage": 1, "stage_sigma": 0.359,
+         "auroc": 0.7, "si_sdr": float("nan"), "si_sdr_mixture": float("nan"), "separation_diverged": 1.0},
+    ]), {"auroc": "max", "si_sdr": "max"})
+    drawn = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep_axes(figure, *args, **kwargs):
+        drawn["axes"] = figure.axes[0]
+        return real_savefig(figure, *args, **kwargs)
+
+    plt.Figure.savefig = keep_axes
+    try:
+        assert frontier.plot_frontier(tmp_path / "frontier.png", table, {"auroc": "max", "si_sdr": "max"})
+    finally:
+        plt.Figure.savefig = real_savefig
+    ax = drawn["axes"]
+    labels = ax.get_legend_handles_labels()[1]
+    assert any(label.startswith("do nothing: mixture as every estimate (-4.60 dB)") for label in labels)
+    assert "separation diverged (no score)" in labels
+    assert "diverged" in [text.get_text() for text in ax.texts]
+    assert "higher is better" in ax.get_xlabel() and "higher is better" in ax.get_ylabel()
+    summary = frontier.summary_table(table, {"auroc": "max", "si_sdr": "max"})
+    assert list(summary.columns[:4]) == ["auroc", "si_sdr", "run", "stage"]

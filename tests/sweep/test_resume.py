@@ -65,7 +65,7 @@ def test_driver_stopped_mid_trial_resumes_without_redoing_anything(tmp_path, sto
         assert first.returncode == 128 + stop, output[-3000:]
         assert "Resume with: python -m study.sweep" in output
         _, parents, children = runs_of(tmp_path)
-        assert parents[0].info.status == "KILLED" and "frontier.csv" not in output
+        assert parents[0].info.status == "KILLED" and "Pareto set" not in output
         assert all(r.info.status != "RUNNING" for r in [*parents, *children]), output[-3000:]
     before = stage_folders(store)
     finished_before = {k for k in before if store.is_complete(k)}

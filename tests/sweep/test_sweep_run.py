@@ -38,7 +38,11 @@ def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
     assert {c.data.tags[PARENT_TAG] for c in children} == {parent.info.run_id} and len(children) == 3
     assert parent.data.tags["study.version.torch"].startswith("2.11")
     parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"sweep.yaml", "frontier.csv", "frontier.png", "dilemma.png"} <= parent_files
+    assert {"sweep.yaml", "study_summary.csv", "frontier.png", "dilemma.png"} <= parent_files
+    header = open(client.download_artifacts(parent.info.run_id, "study_summary.csv", str(tmp_path))).readline()
+    assert header.startswith("auroc,si_sdr,run,stage,stage_sigma,pareto")  # objectives first
+    assert (summary.stages, summary.reused) == (3, 1)  # the σ=0.077 trial reused the σ=0 trial's clean stage
+    assert "2 trials finished, 1 failed; 1 of 3 stages reused" in summary.describe()
 
     by_status = {}
     for child in children:
@@ -46,9 +50,10 @@ def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
     assert len(by_status["FINISHED"]) == 2 and len(by_status["FAILED"]) == 1
     failed = by_status["FAILED"][0]
     assert "dataset root does not exist" in failed.data.tags["study.error"]
+    assert failed.info.run_name.startswith("wn σ*0 ft kind=stems root=no-such-stems · ")  # short, no full path
 
     noisy = next(c for c in by_status["FINISHED"] if c.data.params["schedule.sigma"] == "0.077")
-    assert noisy.info.run_name.startswith("wavenet σ*=0.077 from_clean")
+    assert noisy.info.run_name.startswith("wn σ*0.077 ft")
     assert steps(client, noisy, "auroc") == [0, 1] and steps(client, noisy, "auroc_at_0.01") == [0, 1]
     assert steps(client, noisy, "si_sdr") == [1]
     assert noisy.data.params["training.steps"] == "20"
