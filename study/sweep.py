@@ -99,25 +99,45 @@ def short_value(value) -> str:
     return text if len(text) <= 16 else text[:15] + "…"
 
 
-def trial_label(cfg, params: dict) -> str:
-    """What tells trials apart, first and short (MLflow's run tree cuts names at about 15 characters):
-    family, σ*, schedule, then every other varied key as ``leaf=value``, e.g. ``flow σ*0.077 ft lr=0.001``."""
-    from study.tracking import flatten
+def leaves(key: str, value) -> dict[str, object]:
+    """The dotted settings one space value assigns (a ``variant`` mapping assigns from the top level)."""
+    if not isinstance(value, dict):
+        return {key: value}
+    prefix = "" if key == "variant" else key + "."
+    flat = {}
+    for name, inner in value.items():
+        flat.update(leaves(f"{prefix}{name}", inner) if isinstance(inner, dict) else {f"{prefix}{name}": inner})
+    return flat
 
+
+def varied_settings(sweep: SweepConfig) -> set[str]:
+    """The dotted settings whose value differs between trials: a scalar dimension's key, and for mapping
+    values (a prior, a variant) the leaves that differ between the dimension's values."""
+    varied = set()
+    for key, dim in sweep.space.items():
+        if dim.kind not in ("grid", "choice") or not any(isinstance(v, dict) for v in dim.values):
+            varied.add(key)
+            continue
+        assigned = [leaves(key, value) for value in dim.values]
+        names = set().union(*assigned)
+        varied |= {name for name in names if len({repr(a.get(name, "<unset>")) for a in assigned}) > 1}
+    return varied
+
+
+def trial_label(cfg, params: dict, varied: set[str]) -> str:
+    """What tells trials apart, first and short (MLflow's run tree cuts names at about 15 characters):
+    family, σ*, schedule, then every other varied setting as ``leaf=value``, e.g. ``flow σ*0.077 ft lr=0.001``."""
     words = [SHORT_FAMILY.get(cfg.prior.name, cfg.prior.name), f"σ*{cfg.schedule.sigma:g}",
              SHORT_SCHEDULE.get(cfg.schedule.kind, cfg.schedule.kind)]
     for key, value in params.items():
-        if key in NAMED_BY_DEFAULT:
-            continue
-        leaves = flatten(value) if isinstance(value, dict) else {key: value}  # a variant: its own settings
-        words += [f"{leaf.rsplit('.', 1)[-1]}={short_value(v)}" for leaf, v in leaves.items()
-                  if leaf not in NAMED_BY_DEFAULT]
+        words += [f"{name.rsplit('.', 1)[-1]}={short_value(v)}" for name, v in leaves(key, value).items()
+                  if name in varied and name not in NAMED_BY_DEFAULT]
     return " ".join(words)
 
 
-def labelled(cfg, params: dict, tune_id: str) -> str:
+def labelled(cfg, params: dict, varied: set[str], tune_id: str) -> str:
     """The trial's name in MLflow and on the console: its label and the end of Tune's id (for repeats)."""
-    return f"{trial_label(cfg, params)} · {tune_id[-5:]}"
+    return f"{trial_label(cfg, params, varied)} · {tune_id[-5:]}"
 
 
 class NoColumns(dict):
@@ -138,8 +158,9 @@ def console_reporter(sweep: SweepConfig):
                        sort_by_metric=False)
 
 
-def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, experiment_id: str,
-               parent_id: str, cpus: float, gpus: float, store_uri: str, lease_actor: str | None) -> None:
+def tune_trial(params: dict, *, base: dict, varied: set[str], sweep_name: str, tracking_uri: str,
+               experiment_id: str, parent_id: str, cpus: float, gpus: float, store_uri: str,
+               lease_actor: str | None) -> None:
     """Ray Tune function trainable: one trial, tracked in its own MLflow child run.
 
     Its stages live in the stage store ``store_uri`` (shared by every trial of every sweep on that storage,
@@ -164,7 +185,7 @@ def tune_trial(params: dict, *, base: dict, sweep_name: str, tracking_uri: str, 
     out_dir = Path(context.get_trial_dir()) / "work"
     client = client_for(tracking_uri)
     key = context.get_trial_id()
-    run_id, reattached = open_child(client, experiment_id, parent_id, key, labelled(cfg, params, key),
+    run_id, reattached = open_child(client, experiment_id, parent_id, key, labelled(cfg, params, varied, key),
                                     flatten(cfg.model_dump(mode="json", exclude={"threads", "device"})),
                                     {CONFIG_TAG: trial_id(cfg), SWEEP_TAG: sweep_name})
 
@@ -378,13 +399,13 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         raise ConfigError(f"mlflow.tracking_uri: cannot open {uri} ({excerpt(str(error), 300)})") from None
     parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
     log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
-    base = absolute_paths(sweep.base)
+    base, varied = absolute_paths(sweep.base), varied_settings(sweep)
     lease_actor = leases = None
     if sweep.share_stages:  # the handle keeps the actor alive for the whole sweep
         lease_actor = f"stage-leases-{sweep.name}"
         leases = start_lease_actor(lease_actor)
     trainable = tune.with_resources(
-        tune.with_parameters(tune_trial, base=base, sweep_name=sweep.name, tracking_uri=uri,
+        tune.with_parameters(tune_trial, base=base, varied=varied, sweep_name=sweep.name, tracking_uri=uri,
                              experiment_id=experiment_id, parent_id=parent_id, cpus=sweep.resources.cpu,
                              gpus=sweep.resources.gpu, store_uri=default_store_uri(root), lease_actor=lease_actor),
         {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
@@ -400,7 +421,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
                                         trial_dirname_creator=lambda trial: trial.trial_id,
                                         trial_name_creator=lambda trial: labelled(
                                             TrialConfig.model_validate(trial_tree(base, trial.config)),
-                                            trial.config, trial.trial_id)),
+                                            trial.config, varied, trial.trial_id)),
             run_config=tune.RunConfig(name=sweep.name, storage_path=root, verbose=1,
                                       progress_reporter=console_reporter(sweep),
                                       failure_config=tune.FailureConfig(max_failures=sweep.failure.max_failures)))
