@@ -90,7 +90,8 @@ def test_dry_run_counts_and_lists_the_grid(tmp_path, capsys):
     assert code == 0 and "7 trials" in out and "nsga2" in out
 
 
-@pytest.mark.parametrize("name", ["quickstart", "noise_frontier", "optuna_frontier", "beyond_frontier"])
+@pytest.mark.parametrize("name", ["quickstart", "noise_frontier", "optuna_frontier", "beyond_frontier",
+                                  "chorales_frontier"])
 def test_shipped_sweeps_validate(name, capsys):
     from pathlib import Path
 
