@@ -209,7 +209,7 @@ def build(out: Path, pieces: int, sample_rate: int, seed: int, log=print) -> dic
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Render Bach chorales (music21 corpus) as four-instrument stems.")
     parser.add_argument("--out", type=Path, required=True, help="folder to write <split>/<piece>/<voice>.wav into")
-    parser.add_argument("--pieces", type=int, default=60, help="chorales to render (60 ≈ 35 min per source)")
+    parser.add_argument("--pieces", type=int, default=60, help="chorales to render (60 ≈ 44 min per source for training, 7 for test)")
     parser.add_argument("--sample-rate", type=int, default=16_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
