@@ -35,7 +35,7 @@ class DataConfig(Section):
     root: Path | None = Field(None, strict=False)  # a string in YAML
     train_split: Name = "train"
     test_split: Name = "test"
-    sample_rate: int = Field(14_700, ge=1000)
+    sample_rate: int | None = Field(None, ge=1000)  # None: the stem files' own rate (an error if they disagree)
     channel: Literal["left", "mean"] = "left"
     silence_db: float | None = -40.0
     cache_dir: Path | None = Field(None, strict=False)

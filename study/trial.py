@@ -84,11 +84,29 @@ class Trial:
     # --- data, built on first use (a trial that reuses everything never decodes training audio) ----------
     @functools.cached_property
     def train_clips(self):
-        return build_clips(self.cfg.data, "train", self.cfg.training.crop)
+        return self._announce(build_clips(self.cfg.data, "train", self.cfg.training.crop))
 
     @functools.cached_property
     def test(self):
-        return build_clips(self.cfg.data, "test", self.cfg.evaluation.crop, max_eval_crops=self.cfg.evaluation.clips)
+        return self._announce(build_clips(self.cfg.data, "test", self.cfg.evaluation.crop,
+                                          max_eval_crops=self.cfg.evaluation.clips))
+
+    def _announce(self, clips):
+        """Say at start-up what the silence policy dropped (stems only; toy clips are never silent)."""
+        if hasattr(clips, "dropped"):
+            self.log(clips.dropped())
+        return clips
+
+    def dropped_metrics(self) -> dict[str, float]:
+        """Silent crops skipped, per split and source, for the splits this run has loaded."""
+        metrics = {}
+        for split in ("train_clips", "test"):
+            clips = self.__dict__.get(split)
+            if clips is not None and hasattr(clips, "silent_crops"):
+                name = split.removesuffix("_clips")
+                metrics[f"silent_crops_share/{name}"] = clips.crops_skipped / max(clips.crops_total, 1)
+                metrics.update({f"silent_crops/{name}/{s}": float(n) for s, n in clips.silent_crops.items()})
+        return metrics
 
     @functools.cached_property
     def eval_clips(self) -> torch.Tensor:
@@ -307,6 +325,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
                        step=sum(s.steps for s in trial.stages[: stage.index + 1]))
         if stage is trial.stages[-1] and cfg.separation.enabled:
             metrics.update(trial.separate())
+        metrics.update(trial.dropped_metrics())
         log(headline(metrics))
         write_local(folder / "metrics.json", dumps_json(metrics))
         if report is not None:

@@ -1,7 +1,7 @@
 """Turn a :class:`study.config.DataConfig` into clip sources."""
 from __future__ import annotations
 
-from .stems import MUSDB_SOURCES, StemsDataset
+from .stems import MUSDB_SOURCES, StemsDataset, native_rate
 from .toy import TOY_SOURCES, ToyOscillators
 
 
@@ -18,5 +18,6 @@ def build_clips(cfg, split: str, length: int, max_eval_crops: int | None = None)
         return ToyOscillators(split, cfg.train_size if train else cfg.test_size, length, cfg.seed,
                               cfg.train_amplitude if train else cfg.eval_amplitude,
                               item_length=max(48_000, length), sources=source_names(cfg))
-    return StemsDataset(cfg.root, cfg.train_split if train else cfg.test_split, source_names(cfg), cfg.sample_rate,
+    rate = cfg.sample_rate or native_rate(cfg.root, source_names(cfg))
+    return StemsDataset(cfg.root, cfg.train_split if train else cfg.test_split, source_names(cfg), rate,
                         length, cfg.channel, cfg.silence_db, cfg.cache_dir, max_eval_crops)

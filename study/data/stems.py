@@ -59,6 +59,27 @@ def normalise(signal: np.ndarray) -> np.ndarray:
     return signal / peak if peak > 0 else signal
 
 
+def native_rate(root, sources) -> int:
+    """The sample rate every stem file under ``root`` (all splits) shares, read from the file headers; a
+    DataError naming the rates found when they disagree (then ``data.sample_rate`` must be set)."""
+    if not Path(root).is_dir():
+        raise DataError(root, "dataset root does not exist")
+    rates: dict[int, str] = {}
+    for source in sources:
+        for path in sorted(Path(root).glob(f"*/*/{source}.wav")):
+            try:
+                rates.setdefault(sf.info(str(path)).samplerate, str(path))
+            except Exception as error:  # soundfile raises LibsndfileError/RuntimeError by format
+                raise DataError(path, f"unreadable audio ({error})") from None
+    if not rates:
+        raise DataError(root, f"no stem files {[f'{s}.wav' for s in sources]} under <split>/<track>/")
+    if len(rates) > 1:
+        found = ", ".join(f"{rate} Hz (e.g. {path})" for rate, path in sorted(rates.items()))
+        raise DataError(root, f"stems have different sample rates: {found}; set data.sample_rate to resample "
+                              "them all to one")
+    return next(iter(rates))
+
+
 class StemsDataset(Dataset):
     """One split of a stems folder.
 
@@ -142,19 +163,37 @@ class StemsDataset(Dataset):
         return audio
 
     # --- crops ---------------------------------------------------------------------------------------
-    def _audible(self, crop: torch.Tensor) -> bool:
+    def _silent_sources(self, crop: torch.Tensor) -> list[str]:
         if self.silence_db is None:
-            return True
-        rms = crop.pow(2).mean(-1).sqrt()
-        return bool((20 * torch.log10(rms.clamp_min(1e-12)) >= self.silence_db).all())
+            return []
+        level = 20 * torch.log10(crop.pow(2).mean(-1).sqrt().clamp_min(1e-12))
+        return [source for source, db in zip(self.sources, level.tolist()) if db < self.silence_db]
 
     def _evaluation_crops(self, limit: int | None) -> list[tuple[int, int]]:
-        crops = [(t, start) for t, audio in enumerate(self.tracks)
-                 for start in range(0, audio.shape[1] - self.length + 1, self.length)
-                 if self._audible(audio[:, start:start + self.length])]
+        """The fixed, non-overlapping crops with every source audible. Also counts what the silence policy
+        dropped: ``self.crops_total`` candidates and ``self.silent_crops[source]`` skipped because of each
+        source (a crop silent in two sources counts for both)."""
+        crops, self.crops_total = [], 0
+        self.silent_crops = dict.fromkeys(self.sources, 0)
+        for t, audio in enumerate(self.tracks):
+            for start in range(0, audio.shape[1] - self.length + 1, self.length):
+                self.crops_total += 1
+                silent = self._silent_sources(audio[:, start:start + self.length])
+                for source in silent:
+                    self.silent_crops[source] += 1
+                if not silent:
+                    crops.append((t, start))
+        self.crops_skipped = self.crops_total - len(crops)
         if limit is not None and len(crops) > limit:
             crops = [crops[i] for i in np.linspace(0, len(crops) - 1, limit).round().astype(int)]
         return crops
+
+    def dropped(self) -> str:
+        """One line on what the silence policy skipped in this split."""
+        share = self.crops_skipped / max(self.crops_total, 1)
+        by_source = ", ".join(f"{s} {n}" for s, n in self.silent_crops.items() if n) or "none"
+        return (f"{self.split}: {self.crops_skipped} of {self.crops_total} crops of {self.length} samples skipped "
+                f"as silent below {self.silence_db} dB ({share:.1%}; silent source: {by_source})")
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -173,7 +212,7 @@ class StemsDataset(Dataset):
             track = self.tracks[self._train_tracks[pick]]
             start = int(torch.randint(0, track.shape[1] - self.length + 1, (1,), generator=generator))
             crop = track[:, start:start + self.length]
-            if self._audible(crop):
+            if not self._silent_sources(crop):
                 batch.append(crop)
                 if len(batch) == batch_size:
                     return torch.stack(batch)

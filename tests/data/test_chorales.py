@@ -86,3 +86,4 @@ def test_a_tiny_trial_runs_on_rendered_chorales(chorales, tmp_path):
     metrics = run_trial(cfg, tmp_path / "trial", log=lambda line: None)
     assert 0.0 <= metrics["auroc"] <= 1.0 and set(f"auroc/{voice}" for voice in VOICES) <= set(metrics)
     assert "si_sdr" in metrics or metrics.get("separation_diverged") == 1.0
+    assert {"silent_crops_share/train", "silent_crops_share/test", "silent_crops/test/bass"} <= set(metrics)

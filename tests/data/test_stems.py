@@ -130,3 +130,29 @@ def test_split_without_usable_crops(tmp_path):
     write_track(tmp_path / "d" / "train" / "short", seconds=0.1)
     with pytest.raises(DataError, match="no usable 2048-sample crops"):
         dataset(tmp_path / "d", tmp_path)
+
+
+def test_silent_crops_are_counted_per_source_and_said(tmp_path):
+    write_track(tmp_path / "d" / "train" / "loud")
+    write_track(tmp_path / "d" / "train" / "quiet", silent=("vocals",))
+    data = dataset(tmp_path / "d", tmp_path)
+    per_track = 14_700 // 2048
+    assert (data.crops_total, data.crops_skipped) == (2 * per_track, per_track)
+    assert data.silent_crops == {"drums": 0, "bass": 0, "vocals": per_track}
+    assert data.dropped() == (f"train: {per_track} of {2 * per_track} crops of 2048 samples skipped as silent "
+                              f"below -40.0 dB (50.0%; silent source: vocals {per_track})")
+
+
+def test_sample_rate_defaults_to_the_files_own_and_disagreement_is_an_error(tmp_path):
+    from study.config import DataConfig
+    from study.data import build_clips
+
+    write_track(tmp_path / "d" / "train" / "a", rate=16_000)
+    write_track(tmp_path / "d" / "test" / "b", rate=16_000)
+    cfg = DataConfig(kind="stems", root=tmp_path / "d", sources=list(SOURCES), cache_dir=tmp_path / "cache")
+    assert build_clips(cfg, "train", 2048).sample_rate == 16_000  # not resampled to 14 700
+    write_track(tmp_path / "d" / "test" / "b", rate=22_050)
+    with pytest.raises(DataError, match=r"different sample rates: 16000 Hz .*22050 Hz .*set data.sample_rate"):
+        build_clips(cfg, "train", 2048)
+    explicit = cfg.model_copy(update={"sample_rate": 8000})
+    assert build_clips(explicit, "test", 1024).sample_rate == 8000  # an explicit rate resamples everything

@@ -155,7 +155,10 @@ TRIAL_MISTAKES = {  # (trial YAML, --set overrides, expected fragment of the one
 def test_cli_user_mistakes_are_one_line_exit_2(tmp_path, text, overrides, expected):
     track = tmp_path / "data" / "train" / "t0"
     track.mkdir(parents=True)
-    (track / "a.wav").write_bytes(b"")  # only the first source is there
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(track / "a.wav", np.zeros(1000, dtype=np.float32), 8000)  # only the first source is there
     config = tmp_path / "trial.yaml"
     config.write_bytes(text if isinstance(text, bytes) else text.encode())
     run = subprocess.run([sys.executable, "-m", "study.trial", str(config), "--out", str(tmp_path / "out"),
