@@ -75,9 +75,10 @@ def check_hparams(name: str, hparams: dict) -> None:
         if default is inspect.Parameter.empty or default is None:
             continue
         expected = type(default)
-        fits = isinstance(value, bool) if expected is bool else (
-            isinstance(value, expected) and not isinstance(value, bool)
-            or expected is float and isinstance(value, int) and not isinstance(value, bool))
+        if expected is bool or isinstance(value, bool):  # a bool is never an int here, nor an int a bool
+            fits = expected is bool and isinstance(value, bool)
+        else:
+            fits = isinstance(value, expected) or (expected is float and isinstance(value, int))
         if not fits:
             raise ValueError(f"prior.hparams.{key}: {name} expects {expected.__name__}, got {value!r}")
 

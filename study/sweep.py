@@ -106,7 +106,7 @@ def leaves(key: str, value) -> dict[str, object]:
     prefix = "" if key == "variant" else key + "."
     flat = {}
     for name, inner in value.items():
-        flat.update(leaves(f"{prefix}{name}", inner) if isinstance(inner, dict) else {f"{prefix}{name}": inner})
+        flat.update(leaves(f"{prefix}{name}", inner))
     return flat
 
 

@@ -13,9 +13,9 @@ import math
 import random
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from study.config import NAME_PATTERN, TrialConfig
+from study.config import NAME_PATTERN, Section, TrialConfig
 from study.configio import ConfigError, deep_merge, describe_validation_error, excerpt, set_path
 
 MAX_TRIALS = 10_000  # a grid this large is a mistake (and its listing alone would be slow)
@@ -27,11 +27,7 @@ IntPair = Annotated[list[int], Field(min_length=2, max_length=2)]
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
-class Dimension(Strict):
+class Dimension(Section):
     """Exactly one of: ``grid: [values]``, ``choice: [values]``, ``uniform: [lo, hi]``, ``loguniform: [lo, hi]``,
     ``randint: [lo, hi)``. Grid and choice values may be mappings, merged into the section the key names."""
 
@@ -72,7 +68,7 @@ class Dimension(Strict):
         return [low, high - 1] if self.kind == "randint" else [low, high]
 
 
-class SearchConfig(Strict):
+class SearchConfig(Section):
     kind: Literal["grid", "random", "optuna"] = "grid"
     sampler: Literal["tpe", "nsga2", "gp"] = "tpe"
     objectives: dict[str, Literal["max", "min"]] = Field(default_factory=lambda: {"auroc": "max", "si_sdr": "max"})
@@ -87,7 +83,7 @@ class SearchConfig(Strict):
         return value
 
 
-class SchedulerConfig(Strict):
+class SchedulerConfig(Section):
     kind: Literal["fifo", "asha"] = "fifo"
     metric: str | None = None  # ASHA: defaults to the single objective
     mode: Literal["max", "min"] | None = None
@@ -96,12 +92,12 @@ class SchedulerConfig(Strict):
     max_t: int = Field(100, ge=1)
 
 
-class Resources(Strict):
+class Resources(Section):
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
 
 
-class MlflowConfig(Strict):
+class MlflowConfig(Section):
     tracking_uri: str = "sqlite:///mlflow.db"
 
     @field_validator("tracking_uri")
@@ -116,15 +112,15 @@ class MlflowConfig(Strict):
         return uri
 
 
-class FailureSettings(Strict):
+class FailureSettings(Section):
     max_failures: int = Field(0, ge=-1)
 
 
-class RaySettings(Strict):
+class RaySettings(Section):
     address: str | None = None  # None: start Ray locally; "auto" or "ray://host:10001" for a cluster
 
 
-class SweepConfig(Strict):
+class SweepConfig(Section):
     name: str = Field(pattern=NAME_PATTERN, max_length=100)  # names folders: no "/", no leading "."
     experiment: str | None = Field(None, pattern=NAME_PATTERN, max_length=100)  # MLflow; default: the name
     base: dict[str, Any] = Field(default_factory=dict)

@@ -171,7 +171,8 @@ def test_second_ctrl_c_stops_at_once_and_leaves_nothing_running(tmp_path):
     assert driver.returncode == 130, output[-3000:]
     assert time.time() - stopped < 60, output[-3000:]
     assert f"Resume with: python -m study.sweep {path} --set search.seed=3 --resume" in output, output[-3000:]
-    _, parents, children = runs_of(tmp_path)
+    client, parents, children = runs_of(tmp_path)
     assert parents[0].info.status == "KILLED"
     assert all(r.info.status != "RUNNING" for r in [*parents, *children]), output[-3000:]
     assert all("study.killed" in c.data.tags for c in children if c.info.status == "KILLED")
+    assert_no_metric_logged_twice(client, children)
