@@ -5,8 +5,8 @@
 
 Sections: prior training/evaluation throughput (toy and small sizes, with the published figure and the
 ratio for the toy sizes), Langevin separation speed, sweep overhead/concurrency, what stage sharing saves (a shrunk noise_frontier
-with sharing on and off), and tracking under load (32 processes against an mlflow server on sqlite and on
-PostgreSQL). Medians of repeats,
+with sharing on and off), tracking under load (32 processes against an mlflow server on sqlite and on
+PostgreSQL), and a trial's peak memory on a 10-hour stems folder against a 1-hour one. Medians of repeats,
 measured side by side in one run; no timing is ever asserted in tests.
 """
 from __future__ import annotations
@@ -20,12 +20,13 @@ from study.runtime import pick_device
 
 from .common import machine
 from .langevin import bench_langevin
+from .memory import bench_memory
 from .priors import bench_prior
 from .sharing import bench_sharing
 from .sweep_overhead import bench_sweep
 from .tracking_load import bench_tracking
 
-SECTIONS = ("priors", "langevin", "sweep", "sharing", "tracking")
+SECTIONS = ("priors", "langevin", "sweep", "sharing", "tracking", "memory")
 
 
 def table(rows: list[dict]) -> str:
@@ -44,6 +45,8 @@ def main(argv=None) -> None:
     parser.add_argument("--priors", nargs="+", default=["flowavenet", "wavenet"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--hours", nargs="+", type=float, default=[1.0, 10.0],
+                        help="sizes of the stems folders the memory section compares")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -61,6 +64,8 @@ def main(argv=None) -> None:
         results["sharing"] = bench_sharing()
     if "tracking" in args.only:
         results["tracking"] = bench_tracking()
+    if "memory" in args.only:
+        results["memory"] = bench_memory(args.hours)
     print(f"device: {results['machine']}")
     for section in SECTIONS:
         if section in results:

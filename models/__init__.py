@@ -56,16 +56,25 @@ def prior_parameters(name: str) -> dict[str, inspect.Parameter]:
     return parameters
 
 
-def build_prior(name: str, preset: str | None = None, **hparams) -> Prior:
-    """Build a prior by registry name, optionally starting from a named preset; ``hparams`` override it."""
+def prior_settings(name: str, preset: str | None = None, **hparams) -> dict:
+    """The keyword arguments a prior is built with: the named preset's, overridden by ``hparams`` (the
+    constructor's own defaults fill in the rest; see :func:`prior_parameters`)."""
     if name not in PRIORS:
         raise ValueError(f"unknown prior {name!r}; choose one of {sorted(PRIORS)}")
-    base = {}
-    if preset is not None:
-        if preset not in PRESETS[name]:
-            raise ValueError(f"unknown preset {preset!r} for {name}; choose one of {sorted(PRESETS[name])}")
-        base = dict(PRESETS[name][preset])
-    return PRIORS[name](**{**base, **hparams})
+    if preset is not None and preset not in PRESETS[name]:
+        raise ValueError(f"unknown preset {preset!r} for {name}; choose one of {sorted(PRESETS[name])}")
+    return {**(PRESETS[name][preset] if preset is not None else {}), **hparams}
+
+
+def prior_setting(name: str, preset: str | None, hparams: dict, key: str):
+    """One setting of a prior as it will be built: the override, else the preset's, else the default."""
+    settings = prior_settings(name, preset, **hparams)
+    return settings[key] if key in settings else prior_parameters(name)[key].default
+
+
+def build_prior(name: str, preset: str | None = None, **hparams) -> Prior:
+    """Build a prior by registry name, optionally starting from a named preset; ``hparams`` override it."""
+    return PRIORS[name](**prior_settings(name, preset, **hparams))
 
 
 def prior_checkpoint(prior: Prior) -> dict:
@@ -89,5 +98,5 @@ def load_prior(path: str | Path) -> Prior:
     return prior_from_checkpoint(record.get("prior", record))
 
 
-__all__ = ["PRIORS", "PRESETS", "Prior", "prior_parameters", "FloWaveNet", "FloWaveNetNC", "WaveNet", "WaveNetNC", "build_prior", "load_prior", "save_prior",
+__all__ = ["PRIORS", "PRESETS", "Prior", "prior_parameters", "prior_setting", "prior_settings", "FloWaveNet", "FloWaveNetNC", "WaveNet", "WaveNetNC", "build_prior", "load_prior", "save_prior",
            "prior_checkpoint", "prior_from_checkpoint", "select_source", "stack_sources"]

@@ -3,13 +3,14 @@ that names its field path instead of a silently ignored setting. Types are stric
 integer, ``"8"`` is not a number, and floats must be finite (``.inf`` and ``.nan`` are rejected)."""
 from __future__ import annotations
 
+import functools
 import inspect
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models import PRESETS, PRIORS, prior_parameters
+from models import PRESETS, PRIORS, prior_parameters, prior_setting
 
 # Names that become file or folder names: no separators, no leading dot, so never "..", "/" or "~".
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -21,11 +22,16 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    """Where clips come from. ``toy`` generates oscillators; ``stems`` reads ``root/<split>/<track>/<source>.wav``."""
+    """Where clips come from. ``toy`` generates oscillators; ``stems`` reads ``root/<split>/<track>/<source>.wav``
+    (MUSDB18-HQ); ``slakh`` reads Slakh2100's ``root/<split>/<Track>/stems/*.flac`` and sums each instrument
+    class's stems into a source (:mod:`study.data.layouts`)."""
 
-    kind: Literal["toy", "stems"] = "toy"
+    kind: Literal["toy", "stems", "slakh"] = "toy"
     sources: list[Name] | None = Field(None, min_length=1)  # default: the kind's standard sources
     seed: int = 0
+    # How every source is scaled before noise is added: "rms" (unit RMS over its audible part, so σ is
+    # noise relative to the source on every dataset) or "peak" (peak 1, the published protocol's absolute σ)
+    normalise: Literal["rms", "peak"] = "rms"
     # toy
     train_size: int = Field(5000, ge=1)
     test_size: int = Field(1500, ge=1)
@@ -42,8 +48,8 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _stems_need_root(self):
-        if self.kind == "stems" and self.root is None:
-            raise ValueError("data.root is required when data.kind is 'stems'")
+        if self.kind != "toy" and self.root is None:
+            raise ValueError(f"data.root is required when data.kind is {self.kind!r}")
         return self
 
 
@@ -178,7 +184,7 @@ class SeparationConfig(Section):
     init: Literal["mixture", "noise"] = "mixture"
     rule: Literal["gaussian", "dirac"] = "gaussian"
     likelihood_scale: float = Field(1.0, gt=0)  # γ_i² = scale·σ_i²·Σα²
-    bound: float = Field(10.0, gt=0)
+    bound: float = Field(30.0, gt=0)  # |s| beyond this is divergence (unit-RMS stems rarely peak above 10)
     seed: int = 0
     audio_examples: int = Field(2, ge=0)
 
@@ -197,9 +203,25 @@ class TrialConfig(Section):
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None keeps torch's default
 
     @model_validator(mode="after")
+    def _unit_range_needs_peak_normalisation(self):
+        """Settings that assume audio in [-1, 1] cannot take unit-RMS sources, whose peaks exceed 1."""
+        if self.data.normalise == "peak":
+            return self
+        setting = functools.partial(prior_setting, self.prior.name, self.prior.preset, self.prior.hparams)
+        wavenet = "head" in prior_parameters(self.prior.name)
+        needs_unit_range = [("training.noise.clip", self.training.noise.clip),
+                            ("prior.hparams.head=mulaw", wavenet and setting("head") == "mulaw"),
+                            ("prior.hparams.support=unit", wavenet and setting("support") == "unit")]
+        for setting, used in needs_unit_range:
+            if used:
+                raise ValueError(f"{setting} assumes audio in [-1, 1], but data.normalise 'rms' gives unit-RMS "
+                                 "sources whose peaks exceed 1; set data.normalise: peak")
+        return self
+
+    @model_validator(mode="after")
     def _lengths_fit_the_flow(self):
         if self.prior.name.startswith("flowavenet"):
-            blocks = {**PRESETS["flowavenet"].get(self.prior.preset or "", {}), **self.prior.hparams}.get("blocks", 4)
+            blocks = prior_setting(self.prior.name, self.prior.preset, self.prior.hparams, "blocks")
             multiple = 2 ** int(blocks)
             for path, value in [("training.crop", self.training.crop), ("evaluation.crop", self.evaluation.crop),
                                 ("separation.length", self.separation.length)]:

@@ -29,7 +29,7 @@ class LangevinSchedule:
     init: Literal["mixture", "noise"] = "mixture"
     rule: Literal["gaussian", "dirac"] = "gaussian"
     likelihood_scale: float = 1.0  # γ_i² = scale · σ_i² · Σ α_k²
-    bound: float = 10.0  # iterates leaving [-bound, bound] count as divergence
+    bound: float = 30.0  # iterates leaving [-bound, bound] count as divergence
 
     def step_size(self, i: int) -> float:
         return self.epsilon * (self.sigmas[i] / self.sigmas[-1]) ** 2

@@ -262,7 +262,7 @@ class Trial:
 
     def _run_langevin(self, levels: list[tuple[float, int]], folder: Path) -> dict:
         cfg, sep = self.cfg, self.cfg.separation
-        clips = build_clips(cfg.data, "test", sep.length, max_eval_crops=sep.mixtures)
+        clips = self.test.with_length(sep.length, max_eval_crops=sep.mixtures)  # the split is loaded once
         sources = clips.sources
         references = clips.clips(range(min(sep.mixtures, len(clips))))
         mixtures = mix(references)

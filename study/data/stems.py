@@ -1,16 +1,27 @@
-"""Real stems in the MUSDB18-HQ layout: ``<root>/<split>/<track>/<source>.wav``.
+"""Real multitrack audio: a stems folder (MUSDB18-HQ layout) or Slakh2100 (see :mod:`study.data.layouts`).
 
-Each stem is read with soundfile, reduced to mono (left channel or channel mean), resampled with torchaudio
-to the target rate, made zero-mean and peak-normalised per track and stem (science.md §3). The decoded,
-resampled audio is cached as .npy keyed by the content of the stem files (a BLAKE2b hash of every byte, which
-reads at about 1 GB/s, far faster than decoding) and the processing settings, so repeated trials do not
-decode again and a replaced file is always re-read, even one copied over with its size and time kept
-(``cp -p``, ``rsync -a``). Training draws random crops; evaluation uses fixed,
-non-overlapping crops. Crops where any source is quieter than ``silence_db`` (RMS, dB re full scale) are
-skipped: a silent vocal crop says nothing about the vocal prior.
+Each source of a track is decoded with soundfile (a Slakh source is the sum of its stems), reduced to mono
+(left channel or channel mean), resampled with torchaudio to the target rate, made zero-mean and normalised
+(``rms``: unit RMS over its audible part, the default, so σ is relative to the source; ``peak``: peak 1, the
+published protocol). The result is cached as one float32 .npy per track, keyed by the content of its files (a
+BLAKE2b hash of every byte, about 1 GB/s, far cheaper than decoding) and the processing settings, so repeated
+trials do not decode again and a replaced file is always re-read, even one copied over with its size and time
+kept (``cp -p``, ``rsync -a``).
+
+Memory does not grow with the dataset: audio is never held in RAM. Each crop is read from the cache file at
+its offset when it is needed, so a trial holds only the crops of its current batch, and the kernel's page
+cache, which every trial on a node shares, serves repeated reads. (Memory-mapping the cache would read the
+same way, but every page a long training run touches would count towards the process's resident memory.)
+The level of every fixed crop is computed once per track and crop length and cached beside the audio, so
+finding the audible evaluation crops reads no audio either.
+
+Training draws random crops; evaluation uses fixed, non-overlapping crops. Crops where any source is quieter
+than ``silence_db`` (RMS in dB relative to the source's normalised level) are skipped: a silent vocal crop
+says nothing about the vocal prior.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -25,11 +36,14 @@ from torch.utils.data import Dataset
 
 from study.store import write_local
 
-from .base import DataError, mix
+from .base import NORMALISATIONS, DataError, mix, normalise
+from .layouts import LAYOUTS, MUSDB_SOURCES, TrackFiles, track_folders
 
-MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
 CHANNEL_MODES = ("left", "mean")
 MAX_CROP_TRIES = 200
+CACHE_FORMAT = 2  # bump when the processing changes, so old cache entries are not read as new ones
+LEVEL_CHUNK_SAMPLES = 1 << 22  # samples per source read at a time when measuring crop levels (16 MB)
+SILENT_DB = -240.0  # the level reported for an all-zero crop
 
 
 def default_cache_dir() -> Path:
@@ -37,7 +51,7 @@ def default_cache_dir() -> Path:
 
 
 def read_mono(path: Path, channel: str) -> tuple[np.ndarray, int]:
-    """Decode one WAV to a float32 mono signal; every failure names the file."""
+    """Decode one audio file to a float32 mono signal; every failure names the file."""
     if not path.is_file():
         raise DataError(path, "missing stem file")
     try:
@@ -52,27 +66,26 @@ def read_mono(path: Path, channel: str) -> tuple[np.ndarray, int]:
     return mono, rate
 
 
-def normalise(signal: np.ndarray) -> np.ndarray:
-    """Remove the DC offset and scale to peak 1 (an all-zero stem stays zero)."""
-    signal = signal - signal.mean()
-    peak = np.abs(signal).max()
-    return signal / peak if peak > 0 else signal
+def audio_info(path: Path):
+    """soundfile's header info (rate, frames); a DataError naming the file when it is unreadable."""
+    try:
+        return sf.info(str(path))
+    except Exception as error:  # soundfile raises LibsndfileError/RuntimeError by format
+        raise DataError(path, f"unreadable audio ({error})") from None
 
 
-def native_rate(root, sources) -> int:
-    """The sample rate every stem file under ``root`` (all splits) shares, read from the file headers; a
+def native_rate(root, sources, layout: str = "stems") -> int:
+    """The sample rate every audio file under ``root`` (all splits) shares, read from the file headers; a
     DataError naming the rates found when they disagree (then ``data.sample_rate`` must be set)."""
     if not Path(root).is_dir():
         raise DataError(root, "dataset root does not exist")
     rates: dict[int, str] = {}
-    for source in sources:
-        for path in sorted(Path(root).glob(f"*/*/{source}.wav")):
-            try:
-                rates.setdefault(sf.info(str(path)).samplerate, str(path))
-            except Exception as error:  # soundfile raises LibsndfileError/RuntimeError by format
-                raise DataError(path, f"unreadable audio ({error})") from None
+    for split in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        for track in sorted(p for p in split.iterdir() if p.is_dir()):
+            for path in LAYOUTS[layout](track, tuple(sources)).files():
+                rates.setdefault(audio_info(path).samplerate, str(path))
     if not rates:
-        raise DataError(root, f"no stem files {[f'{s}.wav' for s in sources]} under <split>/<track>/")
+        raise DataError(root, f"no tracks under <split>/<track>/ in the {layout!r} layout")
     if len(rates) > 1:
         found = ", ".join(f"{rate} Hz (e.g. {path})" for rate, path in sorted(rates.items()))
         raise DataError(root, f"stems have different sample rates: {found}; set data.sample_rate to resample "
@@ -80,93 +93,176 @@ def native_rate(root, sources) -> int:
     return next(iter(rates))
 
 
+class CachedTrack:
+    """One decoded track in the cache: a C-ordered float32 [K, N] .npy, read a crop at a time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with open(path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(file)
+            self.offset = file.tell()
+        if len(shape) != 2 or fortran or dtype != np.float32:
+            raise ValueError(f"{path}: not a [sources, samples] float32 array")
+        if path.stat().st_size != self.offset + 4 * shape[0] * shape[1]:
+            raise ValueError(f"{path}: truncated")
+        self.shape = tuple(shape)
+
+    def read(self, start: int = 0, length: int | None = None) -> np.ndarray:
+        """Samples ``[start, start + length)`` of every source: [K, length] (the whole track by default)."""
+        k, n = self.shape
+        length = n - start if length is None else length
+        return np.stack([np.fromfile(self.path, np.float32, count=length, offset=self.offset + 4 * (row * n + start))
+                         for row in range(k)])
+
+    def crop(self, start: int, length: int) -> torch.Tensor:
+        return torch.from_numpy(self.read(start, length))
+
+
+def crop_levels_db(track: CachedTrack, length: int) -> np.ndarray:
+    """RMS level in dB of every source in each non-overlapping crop of ``length``: [crops, K]. The track is
+    read in chunks of whole crops, so this needs only a chunk of memory whatever the track's length."""
+    k, n = track.shape
+    crops = n // length
+    per_chunk = max(1, LEVEL_CHUNK_SAMPLES // length)
+    levels = np.empty((crops, k), np.float32)
+    for first in range(0, crops, per_chunk):
+        count = min(per_chunk, crops - first)
+        audio = track.read(first * length, count * length).reshape(k, count, length).astype(np.float64)
+        power = np.mean(audio ** 2, axis=-1).T
+        levels[first:first + count] = np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENT_DB)
+    return levels
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_local(path, buffer.getvalue())  # atomic: concurrent trials never read a half-written file
+
+
+def load_npy(path: Path) -> np.ndarray | None:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None  # absent or damaged: the caller rebuilds it
+
+
 class StemsDataset(Dataset):
-    """One split of a stems folder.
+    """One split of a multitrack folder, cut into crops of ``length``.
 
     Args:
-        root: dataset root holding ``<split>/<track>/<source>.wav``.
+        root: dataset root holding ``<split>/<track>/…`` in the given ``layout``.
         split: sub-folder, e.g. ``train`` or ``test``.
-        sources: stem names in prior order (MUSDB default drums, bass, other, vocals).
+        sources: source names in prior order (MUSDB default drums, bass, other, vocals).
         sample_rate: target rate (paper 14 700 Hz).
         length: crop length T.
         channel: ``left`` (paper) or ``mean``.
-        silence_db: skip crops where any source's RMS is below this level (dBFS); None keeps every crop.
+        silence_db: skip crops where any source's RMS is below this level (dB re the normalised level); None
+            keeps every crop.
         cache_dir: where decoded audio is cached (default ``$PRIOR_STUDY_CACHE`` or ~/.cache/prior-study).
         max_eval_crops: cap on fixed evaluation crops (spread evenly over the usable ones).
+        layout: ``stems`` (MUSDB18-HQ) or ``slakh`` (Slakh2100).
+        normalise: ``rms`` (unit RMS over the audible part) or ``peak`` (peak 1).
     """
 
     def __init__(self, root, split: str = "train", sources=MUSDB_SOURCES, sample_rate: int = 14_700,
                  length: int = 16384, channel: str = "left", silence_db: float | None = -40.0,
-                 cache_dir=None, max_eval_crops: int | None = None):
+                 cache_dir=None, max_eval_crops: int | None = None, layout: str = "stems",
+                 normalise: str = "rms"):
         if channel not in CHANNEL_MODES:
             raise DataError("stems.channel", f"must be one of {CHANNEL_MODES}, got {channel!r}")
-        self.root, self.split = Path(root), split
-        self.sources, self.sample_rate, self.length = tuple(sources), sample_rate, length
-        self.channel, self.silence_db = channel, silence_db
+        if normalise not in NORMALISATIONS:
+            raise DataError("data.normalise", f"must be one of {NORMALISATIONS}, got {normalise!r}")
+        if layout not in LAYOUTS:
+            raise DataError("data.kind", f"unknown layout {layout!r}; choose one of {sorted(LAYOUTS)}")
+        self.root, self.split, self.layout = Path(root), split, layout
+        self.sources, self.sample_rate = tuple(sources), sample_rate
+        self.channel, self.silence_db, self.normalise = channel, silence_db, normalise
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         if not self.root.is_dir():
             raise DataError(self.root, "dataset root does not exist")
-        split_dir = self.root / split
-        if not split_dir.is_dir():
-            raise DataError(split_dir, f"split folder {split!r} does not exist")
-        track_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
-        if not track_dirs:
-            raise DataError(split_dir, "no track folders")
-        self.track_names = [p.name for p in track_dirs]
-        self.tracks = [torch.from_numpy(self._load_track(p)) for p in track_dirs]  # each [K, N]
+        folders = track_folders(self.root, split)
+        self.track_names = [p.name for p in folders]
+        self.tracks = [self._load_track(LAYOUTS[layout](p, self.sources)) for p in folders]
+        self._cut(length, max_eval_crops)
+
+    def with_length(self, length: int, max_eval_crops: int | None = None) -> "StemsDataset":
+        """The same split's tracks, cut into crops of ``length``: nothing is decoded or hashed again."""
+        other = copy.copy(self)
+        other._cut(length, max_eval_crops)
+        return other
+
+    def _cut(self, length: int, max_eval_crops: int | None) -> None:
+        self.length = length
         self.crops = self._evaluation_crops(max_eval_crops)
         # training crops: tracks long enough, each drawn in proportion to its length (uniform over audio)
-        self._train_tracks = [t for t, audio in enumerate(self.tracks) if audio.shape[1] >= length]
+        self._train_tracks = [t for t, track in enumerate(self.tracks) if track.shape[1] >= length]
         self._train_weights = torch.tensor([float(self.tracks[t].shape[1]) for t in self._train_tracks])
         if not self.crops:
-            raise DataError(split_dir, f"no usable {length}-sample crops (tracks too short or all below "
-                                       f"the silence threshold {silence_db} dB)")
+            raise DataError(self.root / self.split, f"no usable {length}-sample crops (tracks too short or all "
+                                                    f"below the silence threshold {self.silence_db} dB)")
 
     # --- loading -------------------------------------------------------------------------------------
-    def _cache_key(self, track_dir: Path) -> str:
-        contents = []
-        for source in self.sources:
-            path = track_dir / f"{source}.wav"
-            if not path.is_file():
-                raise DataError(path, "missing stem file")
-            with open(path, "rb") as file:
-                contents.append(hashlib.file_digest(file, "blake2b").hexdigest())
-        blob = json.dumps([contents, self.sample_rate, self.channel])
+    def _cache_key(self, files: TrackFiles) -> str:
+        contents = {}
+        for source, paths in files.sources.items():
+            digests = []
+            for path in paths:
+                with open(path, "rb") as file:
+                    digests.append(hashlib.file_digest(file, "blake2b").hexdigest())
+            contents[source] = digests
+        silent_length = [] if any(files.sources.values()) else [audio_info(files.length_reference).frames]
+        blob = json.dumps([CACHE_FORMAT, self.layout, contents, silent_length, self.sample_rate, self.channel,
+                           self.normalise])
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
-    def _load_track(self, track_dir: Path) -> np.ndarray:
-        cached = self.cache_dir / f"{self._cache_key(track_dir)}.npy"
+    def _load_track(self, files: TrackFiles) -> CachedTrack:
+        cached = self.cache_dir / f"{self._cache_key(files)}.npy"
         if cached.is_file():
             try:
-                return np.load(cached, allow_pickle=False)
+                return CachedTrack(cached)
             except (OSError, ValueError):
                 pass  # a damaged cache entry is rebuilt below
-        stems, rates = [], {}
-        for source in self.sources:
-            path = track_dir / f"{source}.wav"
-            signal, rate = read_mono(path, self.channel)
-            stems.append(signal)
-            rates[path.name] = rate
+        save_npy(cached, self._decode(files))
+        return CachedTrack(cached)
+
+    def _decode(self, files: TrackFiles) -> np.ndarray:
+        """The track's sources, each the sum of its files, resampled and normalised: [K, N] float32."""
+        decoded = {path: read_mono(path, self.channel) for paths in files.sources.values() for path in paths}
+        if not decoded:  # no file of any chosen source: all silent, at the track's length and rate
+            info = audio_info(files.length_reference)
+            decoded[files.length_reference] = (np.zeros(info.frames, np.float32), info.samplerate)
+        rates = {path.name: rate for path, (_, rate) in decoded.items()}
         if len(set(rates.values())) > 1:
-            raise DataError(track_dir, f"stems have different sample rates: {rates}")
-        lengths = {f"{s}.wav": len(x) for s, x in zip(self.sources, stems)}
+            raise DataError(files.folder, f"stems have different sample rates: {rates}")
+        lengths = {path.name: len(signal) for path, (signal, _) in decoded.items()}
         if len(set(lengths.values())) > 1:
-            raise DataError(track_dir, f"stems have different lengths (frames): {lengths}")
+            raise DataError(files.folder, f"stems have different lengths (frames): {lengths}")
+        frames, rate = next(iter(lengths.values())), next(iter(rates.values()))
+        stems = [sum((decoded[path][0] for path in files.sources[source]), np.zeros(frames, np.float32))
+                 for source in self.sources]
         audio = torch.from_numpy(np.stack(stems))
-        rate = next(iter(rates.values()))
         if rate != self.sample_rate:
             audio = AF.resample(audio, rate, self.sample_rate)
-        audio = np.stack([normalise(s) for s in audio.numpy()]).astype(np.float32)
-        buffer = io.BytesIO()
-        np.save(buffer, audio)
-        write_local(cached, buffer.getvalue())  # atomic: concurrent trials never read a half-written file
-        return audio
+        return np.stack([normalise(s, self.normalise) for s in audio.numpy()])
+
+    def _levels(self, t: int) -> np.ndarray:
+        """Cached :func:`crop_levels_db` of track ``t`` at the current crop length."""
+        track = self.tracks[t]
+        path = self.cache_dir / "levels" / f"{track.path.stem}-{self.length}.npy"
+        levels = load_npy(path)
+        if levels is None or levels.shape != (track.shape[1] // self.length, track.shape[0]):
+            levels = crop_levels_db(track, self.length)
+            save_npy(path, levels)
+        return levels
 
     # --- crops ---------------------------------------------------------------------------------------
     def _silent_sources(self, crop: torch.Tensor) -> list[str]:
         if self.silence_db is None:
             return []
-        level = 20 * torch.log10(crop.pow(2).mean(-1).sqrt().clamp_min(1e-12))
+        level = 10 * torch.log10(crop.double().pow(2).mean(-1).clamp_min(1e-30))
         return [source for source, db in zip(self.sources, level.tolist()) if db < self.silence_db]
 
     def _evaluation_crops(self, limit: int | None) -> list[tuple[int, int]]:
@@ -175,14 +271,13 @@ class StemsDataset(Dataset):
         source (a crop silent in two sources counts for both)."""
         crops, self.crops_total = [], 0
         self.silent_crops = dict.fromkeys(self.sources, 0)
-        for t, audio in enumerate(self.tracks):
-            for start in range(0, audio.shape[1] - self.length + 1, self.length):
-                self.crops_total += 1
-                silent = self._silent_sources(audio[:, start:start + self.length])
-                for source in silent:
-                    self.silent_crops[source] += 1
-                if not silent:
-                    crops.append((t, start))
+        for t in range(len(self.tracks)):
+            levels = self._levels(t)
+            silent = levels < self.silence_db if self.silence_db is not None else np.zeros(levels.shape, bool)
+            self.crops_total += len(levels)
+            for source, count in zip(self.sources, silent.sum(0).tolist()):
+                self.silent_crops[source] += count
+            crops += [(t, int(i) * self.length) for i in np.flatnonzero(~silent.any(1))]
         self.crops_skipped = self.crops_total - len(crops)
         if limit is not None and len(crops) > limit:
             crops = [crops[i] for i in np.linspace(0, len(crops) - 1, limit).round().astype(int)]
@@ -199,7 +294,7 @@ class StemsDataset(Dataset):
         return len(self.crops)
 
     def clips(self, indices) -> torch.Tensor:
-        return torch.stack([self.tracks[t][:, s:s + self.length] for t, s in (self.crops[i] for i in indices)])
+        return torch.stack([self.tracks[t].crop(s, self.length) for t, s in (self.crops[i] for i in indices)])
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sources = self.clips([index])[0]
@@ -211,7 +306,7 @@ class StemsDataset(Dataset):
             pick = int(torch.multinomial(self._train_weights, 1, generator=generator))
             track = self.tracks[self._train_tracks[pick]]
             start = int(torch.randint(0, track.shape[1] - self.length + 1, (1,), generator=generator))
-            crop = track[:, start:start + self.length]
+            crop = track.crop(start, self.length)
             if not self._silent_sources(crop):
                 batch.append(crop)
                 if len(batch) == batch_size:

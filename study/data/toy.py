@@ -2,7 +2,9 @@
 
 Four sources (sin, square, saw, triangle) at 14 700 Hz. Each item draws, per source, a piano key
 κ ~ {0.1, 0.2, …, 64.9} (f = 440·2^((κ−49)/12), 26–1102 Hz, log-uniform), an integer period P = round(sr/f),
-an integer phase in [0, P) and an amplitude A ~ U[0.8, 1) (or a fixed A for evaluation). An item's
+an integer phase in [0, P) and an amplitude A ~ U[0.8, 1) (or a fixed A for evaluation). With the default
+``normalise="rms"`` each waveform is scaled to RMS A (the sine's peak is then 1.41·A), so σ is relative to the
+source as on stems; ``normalise="peak"`` gives the paper's peak-A waves. An item's
 parameters depend only on (seed, split, index), so train, validation and test draw from disjoint random
 streams and any item can be regenerated without the others.
 """
@@ -14,11 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .base import DataError, mix
+from .base import NORMALISATIONS, DataError, mix
 
 TOY_SOURCES = ("sin", "square", "saw", "triangle")
 TOY_SAMPLE_RATE = 14_700
 SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
+# RMS of each unit-peak waveform over a period (of the continuous wave; integer periods differ by < 1 %)
+UNIT_PEAK_RMS = {"sin": math.sqrt(0.5), "square": 1.0, "saw": math.sqrt(1 / 3), "triangle": math.sqrt(1 / 3)}
 
 
 def oscillate(kind: str, u: torch.Tensor) -> torch.Tensor:
@@ -45,20 +49,25 @@ class ToyOscillators(Dataset):
         amplitude: fixed amplitude for every source, or None for A ~ U[0.8, 1) per source and item.
         item_length: length of each generated item (paper 48 000); training crops start anywhere in it.
         sources: subset/order of oscillators.
+        normalise: ``rms`` (each wave at RMS A) or ``peak`` (peak A, the paper's).
     """
 
     def __init__(self, split: str = "train", size: int = 5000, length: int = 16384, seed: int = 0,
-                 amplitude: float | None = None, item_length: int = 48_000, sources=TOY_SOURCES):
+                 amplitude: float | None = None, item_length: int = 48_000, sources=TOY_SOURCES,
+                 normalise: str = "rms"):
+        if normalise not in NORMALISATIONS:
+            raise DataError("data.normalise", f"must be one of {NORMALISATIONS}, got {normalise!r}")
         if split not in SPLIT_CODES:
             raise DataError("toy.split", f"unknown split {split!r}; choose from {sorted(SPLIT_CODES)}")
         if length > item_length:
             raise DataError("toy.length", f"crop length {length} exceeds the item length {item_length}")
         self.split, self.size, self.length, self.seed = split, size, length, seed
         self.amplitude, self.item_length = amplitude, item_length
-        self.sources = tuple(sources)
+        self.sources, self.normalise = tuple(sources), normalise
         self.sample_rate = TOY_SAMPLE_RATE
         for kind in self.sources:
             oscillate(kind, torch.zeros(1))  # fail early on an unknown name
+        self._scales = torch.tensor([1 / UNIT_PEAK_RMS[kind] if normalise == "rms" else 1.0 for kind in self.sources])
         self._periods, self._phases, self._amplitudes = self._draw_parameters()
 
     def _draw_parameters(self):
@@ -91,7 +100,7 @@ class ToyOscillators(Dataset):
         n = torch.arange(self.length).view(1, 1, -1) + offsets.view(-1, 1, 1) + self._phases[indices].unsqueeze(-1)
         u = (n % period).float() / period.float()  # integer arithmetic: the phase is exact
         waves = torch.stack([oscillate(kind, u[:, j]) for j, kind in enumerate(self.sources)], dim=1)
-        return waves * self._amplitudes[indices].unsqueeze(-1)
+        return waves * (self._amplitudes[indices] * self._scales).unsqueeze(-1)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sources = self.clips([index])[0]
@@ -101,3 +110,8 @@ class ToyOscillators(Dataset):
         indices = torch.randint(0, self.size, (batch_size,), generator=generator)
         offsets = torch.randint(0, self.item_length - self.length + 1, (batch_size,), generator=generator)
         return self.clips(indices, offsets)
+
+    def with_length(self, length: int, max_eval_crops: int | None = None) -> "ToyOscillators":
+        """The same items cropped to ``length`` (items are generated, so nothing is loaded again)."""
+        return ToyOscillators(self.split, self.size, length, self.seed, self.amplitude,
+                              max(self.item_length, length), self.sources, self.normalise)

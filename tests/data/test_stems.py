@@ -35,11 +35,18 @@ def dataset(root, tmp_path, **kw):
     return StemsDataset(root, kw.pop("split", "train"), sources=SOURCES, sample_rate=14_700, length=2048, **kw)
 
 
+def audio(data, track=0) -> torch.Tensor:
+    """A whole decoded track, read from the cache: [K, N]."""
+    return torch.from_numpy(data.tracks[track].read())
+
+
 def test_processing_resamples_normalises_and_crops(root, tmp_path):
     data = dataset(root, tmp_path)
     assert data.tracks[0].shape == (3, 14_700)  # 1 s at 44.1 kHz -> 14 700 samples
-    assert torch.allclose(data.tracks[0].mean(-1), torch.zeros(3), atol=1e-5)
-    assert torch.allclose(data.tracks[0].abs().amax(-1), torch.ones(3))
+    assert torch.allclose(audio(data).mean(-1), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(audio(data).pow(2).mean(-1).sqrt(), torch.ones(3), atol=1e-3)  # unit RMS (rms default)
+    peak = dataset(root, tmp_path, normalise="peak")
+    assert torch.allclose(audio(peak).abs().amax(-1), torch.ones(3))
     assert len(data) == 2 * (14_700 // 2048)  # fixed, non-overlapping evaluation crops
     item = data[0]
     assert item["sources"].shape == (3, 2048) and torch.allclose(item["mixture"], item["sources"].mean(0))
@@ -51,8 +58,8 @@ def test_processing_resamples_normalises_and_crops(root, tmp_path):
 def test_left_versus_mean_channel(root, tmp_path):
     left = dataset(root, tmp_path, channel="left")
     mean = dataset(root, tmp_path, channel="mean", silence_db=None)  # right = -left: the mean is silent
-    assert left.tracks[0].abs().max() == 1.0
-    assert mean.tracks[0].abs().max() == 0.0
+    assert audio(left).abs().max() > 1.0  # a unit-RMS sine-like stem peaks near √2
+    assert audio(mean).abs().max() == 0.0
 
 
 def test_cache_is_reused_and_invalidated(root, tmp_path):
@@ -61,10 +68,10 @@ def test_cache_is_reused_and_invalidated(root, tmp_path):
     assert len(cached) == 2
     np.save(cached[0], np.full((3, 14_700), 0.25, dtype=np.float32))  # tamper: a cache hit must show it
     second = dataset(root, tmp_path)
-    assert any(torch.all(t == 0.25) for t in second.tracks)
+    assert any(torch.all(audio(second, t) == 0.25) for t in range(2))
     write_track(root / "train" / "track0", seconds=2.0)  # a changed file gets a new key
     third = dataset(root, tmp_path)
-    assert third.tracks[0].shape[1] == 29_400 and not torch.all(third.tracks[0] == 0.25)
+    assert third.tracks[0].shape[1] == 29_400 and not torch.all(audio(third) == 0.25)
     assert first.tracks[1].shape == third.tracks[1].shape
 
 
@@ -73,13 +80,13 @@ def test_cache_is_keyed_by_content_not_by_size_and_time(root, tmp_path):
     import os
 
     stem = root / "train" / "track0" / "bass.wav"
-    before = dataset(root, tmp_path).tracks[0].clone()
+    before = audio(dataset(root, tmp_path))
     status = stem.stat()
-    audio, rate = sf.read(stem, dtype="float32")
-    sf.write(stem, -audio, rate, subtype="FLOAT")  # same format and length: same size
+    samples, rate = sf.read(stem, dtype="float32")
+    sf.write(stem, -samples, rate, subtype="FLOAT")  # same format and length: same size
     os.utime(stem, ns=(status.st_atime_ns, status.st_mtime_ns))
     assert stem.stat().st_size == status.st_size and stem.stat().st_mtime_ns == status.st_mtime_ns
-    after = dataset(root, tmp_path).tracks[0]
+    after = audio(dataset(root, tmp_path))
     assert torch.allclose(after[1], -before[1], atol=1e-6) and torch.equal(after[0], before[0])
 
 

@@ -7,7 +7,7 @@ from study.data import DataError, ToyOscillators
 
 
 def test_shapes_range_and_mixture():
-    data = ToyOscillators("train", size=50, length=1000)
+    data = ToyOscillators("train", size=50, length=1000, normalise="peak")  # the paper's peak-A waves
     item = data[3]
     assert item["sources"].shape == (4, 1000) and item["mixture"].shape == (1000,)
     assert torch.allclose(item["mixture"], item["sources"].mean(0))
@@ -15,6 +15,18 @@ def test_shapes_range_and_mixture():
     assert clips.abs().max() <= 1.0
     peak = clips.abs().amax(-1)
     assert (peak >= 0.79).all() and (peak < 1.0).all()  # A ~ U[0.8, 1)
+
+
+def test_rms_normalisation_makes_every_wave_rms_a():
+    """The default: each source at RMS A, so a σ means the same noise relative to every waveform."""
+    peak = ToyOscillators("train", size=50, length=4000, normalise="peak").clips(range(50))
+    rms = ToyOscillators("train", size=50, length=4000).clips(range(50))
+    level = rms.pow(2).mean(-1).sqrt()
+    assert ((level > 0.79) & (level < 1.01)).all()  # A ~ U[0.8, 1), exact up to integer-period rounding
+    fixed = ToyOscillators("test", size=50, length=4000, amplitude=0.9).clips(range(50))
+    assert torch.allclose(fixed.pow(2).mean(-1).sqrt(), torch.tensor(0.9), rtol=0.03)
+    unit_peak_rms = torch.tensor([0.5 ** 0.5, 1.0, (1 / 3) ** 0.5, (1 / 3) ** 0.5]).view(1, 4, 1)
+    assert torch.allclose(rms * unit_peak_rms, peak, atol=1e-6)  # a pure rescaling of each waveform
 
 
 def test_frequency_law_and_integer_period():
@@ -31,7 +43,7 @@ def test_frequency_law_and_integer_period():
 
 
 def test_waveform_shapes_match_their_definitions():
-    data = ToyOscillators("test", size=4, length=2000, amplitude=1.0)
+    data = ToyOscillators("test", size=4, length=2000, amplitude=1.0, normalise="peak")
     clip = data.clips([0])[0]
     sin, square, saw, tri = clip
     assert set(square.unique().tolist()) == {-1.0, 1.0}

@@ -133,6 +133,12 @@ BAD = {
                                   "no such parameter"),
     # σ lives in the schedule only
     "training.noise.sigma": ({"base": base_with(training={"noise": {"sigma": 0.1}})}, "training.noise.sigma"),
+    "clipped noise on unit-RMS audio": ({"base": base_with(training={"noise": {"clip": True}})},
+                                        "training.noise.clip assumes audio in [-1, 1]"),
+    "mu-law head on unit-RMS audio": ({"base": base_with(prior={"name": "wavenet", "hparams": {"head": "mulaw"}})},
+                                      "set data.normalise: peak"),
+    "unknown normalisation": ({"base": base_with(data={"normalise": "loudness"})}, "base.data.normalise"),
+    "slakh without a root": ({"base": base_with(data={"kind": "slakh"})}, "data.root is required"),
     # bounded spaces
     "a grid of 10⁵ trials": ({"space": {f"training.seed{i}": {"grid": list(range(10))} for i in range(5)}},
                              "at most 10,000"),
