@@ -4,6 +4,11 @@ Training: the training loop's step (loss, backward, per-source gradient clipping
 4 sources (source-samples/s), at the published crop
 (flow 16 384, WaveNet 3 075). Evaluation: log p without gradients at crop 4 000, in passes sized the way
 the trial scores clips (study.evaluate.auto_batch_size).
+
+With ``reference`` (a checkout of the published implementation, :mod:`benchmarks.reference`), the toy sizes
+also time its training step at the same batch and crop, alternating with ours repeat by repeat in this
+process, and report the ratio. Without it there is no ratio: a figure measured on another day or machine is
+never divided into one measured here.
 """
 from __future__ import annotations
 
@@ -16,14 +21,24 @@ from study.runtime import autocast
 from study.train import clip_grad_per_source, training_loss
 
 from .common import median, seconds_per_call
+from .reference import published_train_step
 
 TRAIN_CROP = {"flowavenet": 16384, "wavenet": 3075}
-# Published implementation on these machines (issue 6), quiet machine, 2 threads, batch 2, toy sizes.
-PUBLISHED = {"flowavenet": 20_000, "wavenet": 16_000}
 EVAL_CROP, SOURCES = 4000, 4
 
 
-def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2) -> dict:
+def alternating(first, second, device, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds per call of two steps timed in turn, one call each per repeat, so that both see the same
+    machine state (load, frequency, caches) as nearly as one process allows."""
+    first(), second()  # warm-up (the flows' ActNorm initialises on its first batch)
+    times = ([], [])
+    for _ in range(repeats):
+        times[0].extend(seconds_per_call(first, device, 1, warmup=0))
+        times[1].extend(seconds_per_call(second, device, 1, warmup=0))
+    return times
+
+
+def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, reference=None) -> dict:
     torch.manual_seed(0)
     prior = build_prior(name, preset=size, num_sources=SOURCES).to(device)
     multiple = getattr(prior, "length_multiple", 1)
@@ -43,7 +58,12 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2) -> d
         clip_grad_per_source(prior, config.grad_clip)
         optimizer.step()
 
-    train_times = seconds_per_call(train_step, device, repeats)
+    compare = reference is not None and size == "toy" and torch.device(device).type == "cpu"
+    if compare:
+        published = published_train_step(reference, name, batch, crop)
+        train_times, published_times = alternating(train_step, published, device, repeats)
+    else:
+        train_times = seconds_per_call(train_step, device, repeats)
     prior.eval()
     length = EVAL_CROP - EVAL_CROP % multiple
     eval_batch = auto_batch_size(length, device)
@@ -61,7 +81,8 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2) -> d
            "train_crop": crop, "batch": batch, "train_source_samples_per_s": round(train_rate),
            "eval_batch": eval_batch, "eval_source_samples_per_s": round(eval_rate),
            "eval_over_train": round(eval_rate / train_rate, 2)}
-    if size == "toy":
-        row["published_train_samples_per_s"] = PUBLISHED[name]
-        row["speedup_vs_published"] = round(train_rate / PUBLISHED[name], 2)
+    if compare:
+        published_rate = batch * crop * SOURCES / median(published_times)
+        row["published_train_source_samples_per_s"] = round(published_rate)
+        row["train_over_published"] = round(train_rate / published_rate, 2)
     return row

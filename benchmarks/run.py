@@ -2,9 +2,10 @@
 
     python -m benchmarks.run --threads 2 --json benchmarks/latest.json
     python -m benchmarks.run --only priors --sizes small        # a subset
+    python -m benchmarks.run --only priors --sizes toy --reference ~/src/unsupervised-source-separation
 
-Sections: prior training/evaluation throughput (toy and small sizes, with the published figure and the
-ratio for the toy sizes), Langevin separation speed, sweep overhead/concurrency, what stage sharing saves (a shrunk noise_frontier
+Sections: prior training/evaluation throughput (toy and small sizes; with ``--reference`` the published
+implementation's training step is timed beside ours at the toy sizes and the ratio reported), Langevin separation speed, sweep overhead/concurrency, what stage sharing saves (a shrunk noise_frontier
 with sharing on and off), tracking under load (32 processes against an mlflow server on sqlite and on
 PostgreSQL), and a trial's peak memory on a 10-hour stems folder against a 1-hour one. Medians of repeats,
 measured side by side in one run; no timing is ever asserted in tests.
@@ -45,6 +46,8 @@ def main(argv=None) -> None:
     parser.add_argument("--priors", nargs="+", default=["flowavenet", "wavenet"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--reference", default=None,
+                        help="a checkout of morris-frank/unsupervised-source-separation, timed beside our priors")
     parser.add_argument("--hours", nargs="+", type=float, default=[1.0, 10.0],
                         help="sizes of the stems folders the memory section compares")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -54,7 +57,8 @@ def main(argv=None) -> None:
     device = pick_device()
     results = {"machine": machine()}
     if "priors" in args.only:
-        results["priors"] = [bench_prior(p, s, device, args.repeats) for s in args.sizes for p in args.priors]
+        results["priors"] = [bench_prior(p, s, device, args.repeats, reference=args.reference)
+                             for s in args.sizes for p in args.priors]
     if "langevin" in args.only:
         results["langevin"] = [bench_langevin(p, s, device, max(1, args.repeats // 2))
                                for s in args.sizes for p in args.priors]
