@@ -38,7 +38,8 @@ def alternating(first, second, device, repeats: int) -> tuple[list[float], list[
     return times
 
 
-def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, reference=None) -> dict:
+def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, reference=None,
+                precision: str = "float32") -> dict:
     torch.manual_seed(0)
     prior = build_prior(name, preset=size, num_sources=SOURCES).to(device)
     multiple = getattr(prior, "length_multiple", 1)
@@ -51,7 +52,7 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, refe
     config = TrainingConfig(batch_size=batch, crop=crop)
 
     def train_step():  # the loop's own step: loss, backward, per-source clipping, Adam
-        with autocast(device):
+        with autocast(device, precision):
             loss, _ = training_loss(prior, x, None, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -71,13 +72,13 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, refe
 
     @torch.inference_mode()
     def eval_step():
-        with autocast(device):
+        with autocast(device, precision):
             prior.log_prob(xe)
 
     eval_times = seconds_per_call(eval_step, device, repeats, calls=2)
     train_rate = batch * crop * SOURCES / median(train_times)
     eval_rate = xe.numel() / median(eval_times)
-    row = {"prior": name, "size": size, "params_per_source": prior.num_parameters(per_source=True),
+    row = {"prior": name, "size": size, "precision": precision, "params_per_source": prior.num_parameters(per_source=True),
            "train_crop": crop, "batch": batch, "train_source_samples_per_s": round(train_rate),
            "eval_batch": eval_batch, "eval_source_samples_per_s": round(eval_rate),
            "eval_over_train": round(eval_rate / train_rate, 2)}

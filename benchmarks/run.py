@@ -17,7 +17,7 @@ import json
 
 import torch
 
-from study.runtime import pick_device
+from study.runtime import PRECISIONS, pick_device
 
 from .common import machine
 from .langevin import bench_langevin
@@ -46,6 +46,8 @@ def main(argv=None) -> None:
     parser.add_argument("--priors", nargs="+", default=["flowavenet", "wavenet"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"], choices=PRECISIONS[1:],
+                        help="autocast settings the priors section measures (study.runtime.autocast)")
     parser.add_argument("--reference", default=None,
                         help="a checkout of morris-frank/unsupervised-source-separation, timed beside our priors")
     parser.add_argument("--hours", nargs="+", type=float, default=[1.0, 10.0],
@@ -57,8 +59,8 @@ def main(argv=None) -> None:
     device = pick_device()
     results = {"machine": machine()}
     if "priors" in args.only:
-        results["priors"] = [bench_prior(p, s, device, args.repeats, reference=args.reference)
-                             for s in args.sizes for p in args.priors]
+        results["priors"] = [bench_prior(p, s, device, args.repeats, reference=args.reference, precision=precision)
+                             for s in args.sizes for p in args.priors for precision in args.precisions]
     if "langevin" in args.only:
         results["langevin"] = [bench_langevin(p, s, device, max(1, args.repeats // 2))
                                for s in args.sizes for p in args.priors]

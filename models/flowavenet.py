@@ -125,6 +125,7 @@ class SplitPrior(nn.Module):
         params = self.conv(kept.reshape(b, k * c, t))
         if self.cond is not None:
             params = params + self.cond(cond)  # σ-dependent offsets, broadcast over time
+        params = params.to(kept.dtype)  # a bf16-autocast conv's output: the density is evaluated in float32
         mean, log_sd = params.view(b, k, 2 * c, t).chunk(2, dim=2)
         return mean, log_sd
 
@@ -143,7 +144,7 @@ class TopPrior(nn.Module):
         b, k, c, _ = shape
         mean, log_sd = self.mean.view(1, k, c, 1), self.log_sd.view(1, k, c, 1)
         if self.cond is not None:
-            d_mean, d_log_sd = self.cond(cond).view(b, k, 2 * c, 1).chunk(2, dim=2)
+            d_mean, d_log_sd = self.cond(cond).to(mean.dtype).view(b, k, 2 * c, 1).chunk(2, dim=2)
             mean, log_sd = mean + d_mean, log_sd + d_log_sd
         return mean, log_sd
 

@@ -95,4 +95,6 @@ class WaveNetStack(nn.Module):
             z = gated(pre, self.groups)
             h = h + residual(z)
             skips = skips + skip(z)
-        return self.out(F.relu(self.post(F.relu(skips))))
+        # Under bf16 autocast the body runs in bf16; what leaves it (coupling scales and shifts, density
+        # parameters) goes back to the input's precision, so densities and log-determinants sum in float32.
+        return self.out(F.relu(self.post(F.relu(skips)))).to(x.dtype)

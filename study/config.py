@@ -201,6 +201,9 @@ class TrialConfig(Section):
     separation: SeparationConfig = Field(default_factory=SeparationConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None keeps torch's default
+    # bf16 autocast for the networks' convolutions (densities stay float32): "auto" uses it on CUDA only;
+    # "bfloat16" also on CPU, about 1.6x faster training where the CPU has AVX512-BF16 or AMX
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     @model_validator(mode="after")
     def _unit_range_needs_peak_normalisation(self):

@@ -35,7 +35,7 @@ from study.metrics import level_name, separation_metrics, si_sdr
 from study.ood import PooledSources, flac_log_density
 from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_curve, write_audio_examples,
                          write_matrix_csv)
-from study.runtime import pick_device
+from study.runtime import autocast, pick_device, use_precision
 from study.separate import LangevinSchedule, annealed_langevin
 from study.stages import (Stage, background_key, background_training, content_hash, evaluation_key, levels_up_to,
                           plan_stages, separation_key, separation_levels, stage_keys, stage_training)
@@ -43,7 +43,7 @@ from study.store import StageStore, StoreError, dumps_json, write_local
 from study.train import load_checkpoint, train
 
 Report = Callable[[dict, Path], None]
-NOT_SEMANTIC = {"device", "threads", "name"}  # settings that do not change results
+NOT_SEMANTIC = {"device", "threads", "precision", "name"}  # settings that do not change what is computed
 WAIT_POLL_SECONDS = 1.0
 
 
@@ -277,7 +277,11 @@ class Trial:
         generator = torch.Generator(device=self.device).manual_seed(sep.seed)
         t0 = time.perf_counter()
         sigmas = [s for s, _ in levels]
-        result = annealed_langevin(lambda i, s: level_priors[i].score(s, sigmas[i]), mixtures.to(self.device),
+        def score(i: int, s: torch.Tensor) -> torch.Tensor:
+            with autocast(self.device):
+                return level_priors[i].score(s, sigmas[i])
+
+        result = annealed_langevin(score, mixtures.to(self.device),
                                    torch.full((k,), 1.0 / k), schedule, generator, keep_levels=True)
         wall = time.perf_counter() - t0
         metrics = {"separation_seconds": wall, "langevin_steps_per_s": result.steps / wall,
@@ -312,6 +316,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
     _claim_folder(cfg, out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    use_precision(cfg.precision)
     trial = Trial(cfg, out_dir, store or StageStore(out_dir / "stages"), leases or LeaseTable(),
                   holder or default_holder(), log)
     final = {}
