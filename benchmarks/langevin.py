@@ -11,13 +11,14 @@ from models import build_prior
 from study.data import ToyOscillators, mix
 from study.separate import LangevinSchedule, annealed_langevin
 from study.config import geometric_ladder
+from study.runtime import autocast
 
 from .common import median, seconds_per_call
 
 LENGTH, MIXTURES, SOURCES = 14_704, 8, 4
 
 
-def bench_langevin(name: str, size: str, device, repeats: int, steps: int = 3) -> dict:
+def bench_langevin(name: str, size: str, device, repeats: int, steps: int = 3, precision: str = "float32") -> dict:
     torch.manual_seed(0)
     prior = build_prior(name, preset=size, num_sources=SOURCES).to(device).eval()
     mixtures = mix(ToyOscillators("test", MIXTURES, LENGTH, amplitude=1.0).clips(range(MIXTURES))).to(device)
@@ -25,12 +26,16 @@ def bench_langevin(name: str, size: str, device, repeats: int, steps: int = 3) -
     alphas = torch.full((SOURCES,), 1 / SOURCES)
     generator = torch.Generator(device=device).manual_seed(0)
 
+    def score(level: int, s: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):  # as the trial's separation scores
+            return prior.score(s)
+
     def run():
-        annealed_langevin(lambda i, s: prior.score(s), mixtures, alphas, schedule, generator)
+        annealed_langevin(score, mixtures, alphas, schedule, generator)
 
     per_step = median(seconds_per_call(run, device, repeats)) / steps
     full = len(geometric_ladder()) * 100
-    return {"prior": name, "size": size, "mixtures": MIXTURES, "length": LENGTH,
+    return {"prior": name, "size": size, "precision": precision, "mixtures": MIXTURES, "length": LENGTH,
             "langevin_steps_per_s": round(1 / per_step, 3),
             "source_samples_per_s": round(MIXTURES * SOURCES * LENGTH / per_step),
             "basis_schedule_seconds": round(full * per_step, 1)}

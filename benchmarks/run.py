@@ -62,8 +62,8 @@ def main(argv=None) -> None:
         results["priors"] = [bench_prior(p, s, device, args.repeats, reference=args.reference, precision=precision)
                              for s in args.sizes for p in args.priors for precision in args.precisions]
     if "langevin" in args.only:
-        results["langevin"] = [bench_langevin(p, s, device, max(1, args.repeats // 2))
-                               for s in args.sizes for p in args.priors]
+        results["langevin"] = [bench_langevin(p, s, device, max(1, args.repeats // 2), precision=precision)
+                               for s in args.sizes for p in args.priors for precision in args.precisions]
     if "sweep" in args.only:
         results["sweep"] = [bench_sweep("trivial"), bench_sweep("short")]
     if "sharing" in args.only:
