@@ -182,6 +182,8 @@ class SeparationConfig(Section):
     floor_sigma: float = Field(0.01, gt=0)  # the level a clean stage's prior is used at
     start_sigma: float | None = Field(None, gt=0)  # enter the ladder at the first level <= this
     init: Literal["mixture", "noise"] = "mixture"
+    # also run the same sampler started at the true sources (si_sdr_oracle_start): does the prior hold them?
+    oracle_start: bool = True
     rule: Literal["gaussian", "dirac"] = "gaussian"
     likelihood_scale: float = Field(1.0, gt=0)  # γ_i² = scale·σ_i²·Σα²
     bound: float = Field(30.0, gt=0)  # |s| beyond this is divergence (unit-RMS stems rarely peak above 10)

@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from study.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name  # noqa: E402
 
 CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "logp_drop@0.01", "si_sdri", "si_sdr_mixture",
-                   "separation_diverged")
+                   "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start")
 UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", "logp_drop@0.01": "nats/sample"}
 MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
 
@@ -123,6 +123,21 @@ def draw_baseline(ax, table: pd.DataFrame, x: str, y: str) -> None:
                  label=f"do nothing: mixture as every estimate ({table['si_sdr_mixture'].mean():.2f} dB)")
 
 
+def draw_oracle_start(ax, table: pd.DataFrame, x: str, y: str) -> None:
+    """Beside each separation score, the same sampler started at the true sources (hollow, joined to it): a
+    prior that holds the truth while the mixture start stays low says global inference is what fails."""
+    oracle = {"si_sdr": "si_sdr_oracle_start", "si_sdri": "si_sdri_oracle_start"}.get(y)
+    if oracle is None or oracle not in table or x not in table:
+        return
+    points = table.dropna(subset=[x, oracle])
+    if points.empty:
+        return
+    ax.scatter(points[x], points[oracle], facecolors="none", edgecolors="tab:green", s=50,
+               label="same sampler started at the true sources")
+    for _, row in points.dropna(subset=[y]).iterrows():
+        ax.plot([row[x], row[x]], [row[y], row[oracle]], color="tab:green", lw=0.6, alpha=0.5)
+
+
 def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -> bool:
     x, y = (list(objectives) + ["logp_drop@0.01"])[:2]
     points = table.dropna(subset=[x, y]) if x in table and y in table else table.iloc[0:0]
@@ -133,6 +148,7 @@ def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -
     front = points[points["pareto"]].sort_values(x)
     ax.plot(front[x], front[y], "k--", lw=1, label="Pareto set")
     draw_baseline(ax, table, x, y)
+    draw_oracle_start(ax, table, x, y)
     mark_diverged(ax, table, x, y)
     ax.set_xlabel(axis_label(x, objectives))
     ax.set_ylabel(axis_label(y, objectives))

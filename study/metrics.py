@@ -24,14 +24,16 @@ def level_name(sigma: float) -> str:
 PER_SOURCE = {"auroc", "auroc_complexity", "auroc_ratio", "bits_per_sample", "si_sdr", "sdr"}
 AT_NOISE = {"auroc", "logp_drop"}
 SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged", "separation_seconds",
-              "langevin_steps_per_s", "separation_levels"}
+              "langevin_steps_per_s", "separation_levels", "si_sdr_oracle_start", "si_sdri_oracle_start",
+              "oracle_start_diverged"}
+ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged"}
 PLAIN = {"auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stage_sigma",
          "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_source_samples_per_s", "eval_seconds",
          *SEPARATION}
 
 
 def metric_problem(name: str, sources, noise_levels, background: bool, noise_conditional: bool,
-                   separation: bool) -> str | None:
+                   separation: bool, oracle_start: bool = True) -> str | None:
     """Why a trial with these settings never reports ``name`` (None: it does)."""
     family, _, source = name.partition("/")
     family, _, level = family.partition("@")
@@ -58,6 +60,8 @@ def metric_problem(name: str, sources, noise_levels, background: bool, noise_con
         return f"{family} is reported by σ-conditional priors only"
     if family in SEPARATION and not separation:
         return f"{family} needs separation.enabled: true"
+    if family in ORACLE and not oracle_start:
+        return f"{family} needs separation.oracle_start: true"
     return None
 
 

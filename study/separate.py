@@ -64,11 +64,16 @@ def _divergence(s: torch.Tensor, bound: float, level: float) -> str | None:
 
 @torch.no_grad()
 def annealed_langevin(score: ScoreFn, mixture: torch.Tensor, alphas: torch.Tensor, schedule: LangevinSchedule,
-                      generator: torch.Generator | None = None, keep_levels: bool = False) -> LangevinResult:
-    """Sample sources given mixtures. mixture: [B, T]; alphas: [K] mixing weights (m = Σ_k α_k s_k)."""
+                      generator: torch.Generator | None = None, keep_levels: bool = False,
+                      start: torch.Tensor | None = None) -> LangevinResult:
+    """Sample sources given mixtures. mixture: [B, T]; alphas: [K] mixing weights (m = Σ_k α_k s_k).
+
+    ``start`` [B, K, T] replaces ``schedule.init``: started at the true sources, the chains show whether the
+    priors hold the truth (a weak prior drifts away) or only global inference fails (they hold it, and the
+    mixture start does not get there)."""
     k = alphas.numel()
     a = alphas.to(mixture).view(1, k, 1)
-    s = initial_sources(mixture, k, schedule, generator)
+    s = initial_sources(mixture, k, schedule, generator) if start is None else start.to(mixture).clone()
     dirac = schedule.rule == "dirac"
     if dirac:
         s[:, -1] = (mixture - (a[:, :-1] * s[:, :-1]).sum(1)) / a[0, -1]

@@ -243,7 +243,8 @@ def check_objectives(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
         named["scheduler.metric"] = sweep.scheduler.metric
     for field, name in named.items():
         problems = [metric_problem(name, source_names(cfg.data), cfg.evaluation.noise_levels,
-                                   cfg.evaluation.background, is_noise_conditional(cfg), cfg.separation.enabled)
+                                   cfg.evaluation.background, is_noise_conditional(cfg), cfg.separation.enabled,
+                                   cfg.separation.oracle_start)
                     for cfg in configs]
         if all(problems):
             raise ConfigError(f"{field}: no trial reports {excerpt(name)}: {problems[0]}")

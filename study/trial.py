@@ -274,29 +274,52 @@ class Trial:
             prior.eval()
         self.log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, levels "
                  f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps, rule {sep.rule}, init {sep.init}")
-        generator = torch.Generator(device=self.device).manual_seed(sep.seed)
-        t0 = time.perf_counter()
         sigmas = [s for s, _ in levels]
+
         def score(i: int, s: torch.Tensor) -> torch.Tensor:
             with autocast(self.device):
                 return level_priors[i].score(s, sigmas[i])
 
-        result = annealed_langevin(score, mixtures.to(self.device),
-                                   torch.full((k,), 1.0 / k), schedule, generator, keep_levels=True)
+        def sample(start: torch.Tensor | None):
+            generator = torch.Generator(device=self.device).manual_seed(sep.seed)  # same noise for both starts
+            return annealed_langevin(score, mixtures.to(self.device), torch.full((k,), 1.0 / k), schedule, generator,
+                                     keep_levels=True, start=start)
+
+        t0 = time.perf_counter()
+        result = sample(None)
         wall = time.perf_counter() - t0
         metrics = {"separation_seconds": wall, "langevin_steps_per_s": result.steps / wall,
                    "separation_levels": len(levels), "separation_diverged": float(result.diverged is not None)}
+        traces = {}
+        if sep.oracle_start:
+            oracle = sample(references.to(self.device))
+            metrics["oracle_start_diverged"] = float(oracle.diverged is not None)
+            if oracle.diverged:
+                self.log(f"separation started at the true sources diverged: {oracle.diverged}")
+            else:
+                scores = separation_metrics(oracle.estimates.cpu(), references, mixtures, sources)
+                metrics.update(si_sdr_oracle_start=scores["si_sdr"], si_sdri_oracle_start=scores["si_sdri"])
+                traces["started at the true sources"] = self._trace(oracle, references, sigmas, "si_sdr_oracle_trace",
+                                                                      metrics)
         if result.diverged:
             self.log(f"separation diverged: {result.diverged}")
             return {**metrics, "separation_error": result.diverged}
         estimates = result.estimates.cpu()
         metrics.update(separation_metrics(estimates, references, mixtures, sources))
-        trace = [si_sdr(level, references).mean().item() for level in result.level_estimates]
-        plot_level_trace(folder / "si_sdr_per_level.png", schedule.sigmas, trace, metrics["si_sdr_mixture"],
+        traces = {f"started at {'the mixture' if sep.init == 'mixture' else 'noise'}":
+                  self._trace(result, references, sigmas, "si_sdr_trace", metrics), **traces}
+        plot_level_trace(folder / "si_sdr_per_level.png", schedule.sigmas, traces, metrics["si_sdr_mixture"],
                          f"Separation after each level ({cfg.prior.name}, {sep.rule} rule)")
         write_audio_examples(folder / "audio", mixtures, references, estimates, sources, clips.sample_rate,
                              sep.audio_examples)
         return metrics
+
+    @staticmethod
+    def _trace(result, references: torch.Tensor, sigmas, name: str, metrics: dict) -> list[float]:
+        """Mean SI-SDR after each level, also logged as ``<name>/<σ>`` metrics."""
+        trace = [si_sdr(level, references).mean().item() for level in result.level_estimates]
+        metrics.update({f"{name}/{level_name(sigma)}": value for sigma, value in zip(sigmas, trace)})
+        return trace
 
 
 def default_holder() -> str:

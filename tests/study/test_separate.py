@@ -12,10 +12,11 @@ def gaussian_score(level, s):
     return -s / VARIANCES.view(1, -1, 1)
 
 
-def chain_mean(schedule, mixture, burn_in_steps, total_steps, seed=0):
+def chain_mean(schedule, mixture, burn_in_steps, total_steps, seed=0, start=None):
     """Average over 256 independent chains per mixture sample and over the iterates after burn-in."""
     g = torch.Generator().manual_seed(seed)
     mixture = mixture.expand(256, -1)
+    start = None if start is None else start.expand(256, -1, -1)
     sum_, count = torch.zeros(1, 3, mixture.shape[-1], dtype=torch.float64), 0
     state = {"step": 0}
 
@@ -27,7 +28,7 @@ def chain_mean(schedule, mixture, burn_in_steps, total_steps, seed=0):
             count += 1
         return gaussian_score(level, s)
 
-    annealed_langevin(score, mixture, ALPHAS, schedule, g)
+    annealed_langevin(score, mixture, ALPHAS, schedule, g, start=start)
     return sum_ / count
 
 
@@ -69,3 +70,27 @@ def test_annealing_schedule_and_divergence_is_reported():
     ok = annealed_langevin(gaussian_score, mixture, ALPHAS, gentle, torch.Generator().manual_seed(0),
                            keep_levels=True)
     assert ok.diverged is None and ok.steps == 9 and len(ok.level_estimates) == 3
+
+
+def test_a_chain_started_at_the_true_sources_has_the_same_posterior_and_starts_there():
+    """The oracle-start diagnosis: the start changes where the chain begins, not the posterior it samples
+    (both rules against their closed forms), and with a step too small to move, it stays at the truth."""
+    mixture = torch.linspace(-0.6, 0.6, 16, dtype=torch.float64).view(1, -1)
+    truth = torch.stack([torch.linspace(1, -1, 16), torch.linspace(-0.2, 0.4, 16), torch.zeros(16)]).double()
+    truth[2] = (mixture[0] - ALPHAS[0] * truth[0] - ALPHAS[1] * truth[1]) / ALPHAS[2]  # Σ α s = m exactly
+    gaussian = LangevinSchedule(sigmas=[0.1], steps_per_level=3000, epsilon=2e-3)
+    gamma2 = gaussian.gamma_squared(0, ALPHAS)
+    precision = torch.diag(1 / VARIANCES) + torch.outer(ALPHAS, ALPHAS) / gamma2
+    expected = torch.linalg.solve(precision, ALPHAS.view(-1, 1) / gamma2) * mixture
+    got = chain_mean(gaussian, mixture, 500, 3000, start=truth.unsqueeze(0))[0]
+    assert (got - expected).abs().max() < 0.03
+    dirac = LangevinSchedule(sigmas=[0.1], steps_per_level=3000, epsilon=2e-3, rule="dirac")
+    c_alpha = VARIANCES * ALPHAS
+    expected = (c_alpha / (ALPHAS @ c_alpha)).view(-1, 1) * mixture
+    assert (chain_mean(dirac, mixture, 500, 3000, start=truth.unsqueeze(0))[0] - expected).abs().max() < 0.03
+    frozen = LangevinSchedule(sigmas=[0.1], steps_per_level=2, epsilon=1e-12)
+    held = annealed_langevin(gaussian_score, mixture, ALPHAS, frozen, torch.Generator().manual_seed(0),
+                             start=truth.unsqueeze(0))
+    moved = annealed_langevin(gaussian_score, mixture, ALPHAS, frozen, torch.Generator().manual_seed(0))
+    assert torch.allclose(held.estimates[0], truth, atol=1e-4)
+    assert torch.allclose(moved.estimates[0], mixture.expand(3, -1), atol=1e-4)  # the default starts at m

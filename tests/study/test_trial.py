@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from models import load_prior
+from study.metrics import level_name
 from study.stages import plan_stages, separation_levels, stage_keys
 from study.config import TrialConfig
 from study.store import StageStore
@@ -72,6 +73,13 @@ def test_tiny_trial_end_to_end_and_resume(tmp_path):
                 "sdr/saw", "si_sdr/triangle"):
         assert math.isfinite(final[key]), key
     assert final["separation_diverged"] == 0.0
+    # the diagnosis beside the score: the same sampler started at the true sources, and both per-level traces
+    assert final["oracle_start_diverged"] == 0.0 and math.isfinite(final["si_sdr_oracle_start"])
+    assert final["si_sdr_oracle_start"] > final["si_sdr"]  # 20 steps per level cannot walk far from the truth
+    assert final["si_sdri_oracle_start"] == pytest.approx(final["si_sdr_oracle_start"] - final["si_sdr_mixture"])
+    levels = [level_name(s) for s, _ in separation_levels(plan_stages(tiny()), tiny().separation)]
+    assert {f"si_sdr_trace/{x}" for x in levels} | {f"si_sdr_oracle_trace/{x}" for x in levels} <= set(final)
+    assert final[f"si_sdr_trace/{levels[-1]}"] == pytest.approx(final["si_sdr"])
     assert len(list((tmp_path / "separation" / "audio").rglob("*.wav"))) == 2 * (1 + 2 * 4)
     assert (tmp_path / "separation" / "si_sdr_per_level.png").is_file()
     # re-running reuses every stored stage, evaluation and separation: nothing is trained again

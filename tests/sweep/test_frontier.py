@@ -47,7 +47,8 @@ def test_frontier_plot_draws_the_baseline_marks_diverged_trials_and_says_which_w
 
     table = frontier.with_pareto(pd.DataFrame([
         {"run": "a", "architecture": "wavenet", "schedule": "from_clean", "stage": 1, "stage_sigma": 0.077,
-         "auroc": 0.9, "si_sdr": -5.0, "si_sdr_mixture": -4.6, "separation_diverged": 0.0},
+         "auroc": 0.9, "si_sdr": -5.0, "si_sdr_mixture": -4.6, "separation_diverged": 0.0,
+         "si_sdr_oracle_start": 12.0},
         {"run": "b", "architecture": "flowavenet", "schedule": "from_clean", "stage": 1, "stage_sigma": 0.359,
          "auroc": 0.7, "si_sdr": float("nan"), "si_sdr_mixture": float("nan"), "separation_diverged": 1.0},
     ]), {"auroc": "max", "si_sdr": "max"})
@@ -67,6 +68,9 @@ def test_frontier_plot_draws_the_baseline_marks_diverged_trials_and_says_which_w
     labels = ax.get_legend_handles_labels()[1]
     assert any(label.startswith("do nothing: mixture as every estimate (-4.60 dB)") for label in labels)
     assert "separation diverged (no score)" in labels
+    assert "same sampler started at the true sources" in labels  # the diagnosis beside the score
+    oracle = next(c for c in ax.collections if c.get_label() == "same sampler started at the true sources")
+    assert oracle.get_offsets().tolist() == [[0.9, 12.0]]
     assert "diverged" in [text.get_text() for text in ax.texts]
     assert "higher is better" in ax.get_xlabel() and "higher is better" in ax.get_ylabel()
     summary = frontier.summary_table(table, {"auroc": "max", "si_sdr": "max"})
