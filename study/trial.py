@@ -273,7 +273,8 @@ class Trial:
         for prior in level_priors:
             prior.eval()
         self.log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, levels "
-                 f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps, rule {sep.rule}, init {sep.init}")
+                 f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps, rule {sep.rule}, init {sep.init}"
+                 + (", then again from the true sources" if sep.oracle_start else ""))
         sigmas = [s for s, _ in levels]
 
         def score(i: int, s: torch.Tensor) -> torch.Tensor:
