@@ -121,6 +121,12 @@ class CachedTrack:
         return torch.from_numpy(self.read(start, length))
 
 
+def levels_db(audio: np.ndarray) -> np.ndarray:
+    """RMS level in dB over the last axis (float64 power; an all-zero signal reads SILENT_DB)."""
+    power = np.mean(audio.astype(np.float64) ** 2, axis=-1)
+    return np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENT_DB)
+
+
 def crop_levels_db(track: CachedTrack, length: int) -> np.ndarray:
     """RMS level in dB of every source in each non-overlapping crop of ``length``: [crops, K]. The track is
     read in chunks of whole crops, so this needs only a chunk of memory whatever the track's length."""
@@ -130,9 +136,7 @@ def crop_levels_db(track: CachedTrack, length: int) -> np.ndarray:
     levels = np.empty((crops, k), np.float32)
     for first in range(0, crops, per_chunk):
         count = min(per_chunk, crops - first)
-        audio = track.read(first * length, count * length).reshape(k, count, length).astype(np.float64)
-        power = np.mean(audio ** 2, axis=-1).T
-        levels[first:first + count] = np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENT_DB)
+        levels[first:first + count] = levels_db(track.read(first * length, count * length).reshape(k, count, length)).T
     return levels
 
 
@@ -262,8 +266,7 @@ class StemsDataset(Dataset):
     def _silent_sources(self, crop: torch.Tensor) -> list[str]:
         if self.silence_db is None:
             return []
-        level = 10 * torch.log10(crop.double().pow(2).mean(-1).clamp_min(1e-30))
-        return [source for source, db in zip(self.sources, level.tolist()) if db < self.silence_db]
+        return [source for source, db in zip(self.sources, levels_db(crop.numpy()).tolist()) if db < self.silence_db]
 
     def _evaluation_crops(self, limit: int | None) -> list[tuple[int, int]]:
         """The fixed, non-overlapping crops with every source audible. Also counts what the silence policy
