@@ -130,6 +130,11 @@ def single_threaded():
         torch.set_num_threads(threads)
 
 
+def mixture_si_sdr(mixtures: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+    """SI-SDR of doing nothing, the mixture used as every source's estimate: [B, T], [B, K, T] -> [B, K]."""
+    return si_sdr(mixtures.double().unsqueeze(1).expand_as(references), references.double())
+
+
 def separation_metrics(estimates: torch.Tensor, references: torch.Tensor, mixtures: torch.Tensor, sources,
                        sdr_filter_length: int = 512) -> dict[str, float]:
     """SI-SDR, SI-SDRi (over the mixture used as every source's estimate) and BSS-Eval v3 SDR, in dB.
@@ -140,7 +145,7 @@ def separation_metrics(estimates: torch.Tensor, references: torch.Tensor, mixtur
     """
     est, ref = estimates.double(), references.double()
     si = si_sdr(est, ref)  # [B, K]
-    baseline = si_sdr(mixtures.double().unsqueeze(1).expand_as(ref), ref)
+    baseline = mixture_si_sdr(mixtures, ref)
     # Pure tones make the 512-tap Toeplitz system singular; a 1e-8 diagonal load keeps it solvable and moves
     # well-conditioned results by < 1e-5 dB.
     with single_threaded():
