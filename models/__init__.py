@@ -13,11 +13,12 @@ import torch
 
 from .base import Prior
 from .flowavenet import FloWaveNet, FloWaveNetNC
+from .scorenet import ScoreNet
 from .grouping import select_source, stack_sources
 from .wavenet import WaveNet, WaveNetNC
 
 PRIORS: dict[str, type[Prior]] = {"flowavenet": FloWaveNet, "wavenet": WaveNet,
-                                  "flowavenet_nc": FloWaveNetNC, "wavenet_nc": WaveNetNC}
+                                  "flowavenet_nc": FloWaveNetNC, "wavenet_nc": WaveNetNC, "scorenet": ScoreNet}
 
 # Named sizes. "toy"/"musdb" follow the published study (science.md §4); "small"/"tiny" are for CPU work.
 PRESETS: dict[str, dict[str, dict]] = {
@@ -32,6 +33,12 @@ PRESETS: dict[str, dict[str, dict]] = {
         "musdb": dict(stacks=3, layers=10, width=64, kernel_size=2),
         "small": dict(stacks=2, layers=8, width=32, kernel_size=2),
         "tiny": dict(stacks=1, layers=4, width=8, kernel_size=2),
+    },
+    "scorenet": {  # DiffWave-like non-causal stacks; receptive field 2 047 samples for 10 layers
+        "toy": dict(stacks=2, layers=10, width=64),
+        "musdb": dict(stacks=3, layers=10, width=64),
+        "small": dict(stacks=1, layers=10, width=32),
+        "tiny": dict(stacks=1, layers=3, width=8),
     },
 }
 
@@ -98,5 +105,5 @@ def load_prior(path: str | Path) -> Prior:
     return prior_from_checkpoint(record.get("prior", record))
 
 
-__all__ = ["PRIORS", "PRESETS", "Prior", "prior_parameters", "prior_setting", "prior_settings", "FloWaveNet", "FloWaveNetNC", "WaveNet", "WaveNetNC", "build_prior", "load_prior", "save_prior",
+__all__ = ["PRIORS", "PRESETS", "Prior", "prior_parameters", "prior_setting", "prior_settings", "FloWaveNet", "FloWaveNetNC", "ScoreNet", "WaveNet", "WaveNetNC", "build_prior", "load_prior", "save_prior",
            "prior_checkpoint", "prior_from_checkpoint", "select_source", "stack_sources"]

@@ -21,6 +21,7 @@ class Prior(nn.Module):
     """Base class: subclasses implement :meth:`log_prob` and store their constructor kwargs in ``hparams``."""
 
     name: str = ""
+    trained_by: str = "likelihood"  # or "denoising" (score priors): what objective_per_sample computes
 
     def __init__(self, num_sources: int, noise_conditional: bool = False, cond_features: int = 16, **hparams):
         super().__init__()
@@ -59,6 +60,11 @@ class Prior(nn.Module):
     def nll_per_sample(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """Negative log-likelihood in nats per sample (the training loss before averaging). -> [B, K]."""
         return -self.log_prob_per_sample(x, sigma)
+
+    def objective_per_sample(self, noisy: torch.Tensor, sigma, clean: torch.Tensor) -> torch.Tensor:
+        """The training objective per sample of every source, to minimise: [B, K]. Likelihood priors use
+        the NLL of the noisy clip; score priors (``trained_by == "denoising"``) also need the clean one."""
+        return self.nll_per_sample(noisy, sigma)
 
     def bits_per_sample(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """-log2 p(x) / T. -> [B, K]."""

@@ -181,7 +181,12 @@ class SeparationConfig(Section):
     epsilon: float = Field(2e-5, gt=0)
     floor_sigma: float = Field(0.01, gt=0)  # the level a clean stage's prior is used at
     start_sigma: float | None = Field(None, gt=0)  # enter the ladder at the first level <= this
-    init: Literal["mixture", "noise"] = "mixture"
+    # "mixture" copies it into every source; "noise" draws N(0, σ_entry²); "projected" projects that noise onto
+    # the mixture constraint Σ α_k s_k = m
+    init: Literal["mixture", "noise", "projected"] = "mixture"
+    # one reverse-diffusion step between levels before the Langevin steps (predictor–corrector)
+    predictor: Literal["none", "reverse_diffusion"] = "none"
+    steps_growth: float = Field(1.0, ge=1, le=100)  # the last level runs this many times steps_per_level
     # also run the same sampler started at the true sources (si_sdr_oracle_start): does the prior hold them?
     oracle_start: bool = True
     rule: Literal["gaussian", "dirac"] = "gaussian"
@@ -221,6 +226,26 @@ class TrialConfig(Section):
             if used:
                 raise ValueError(f"{setting} assumes audio in [-1, 1], but data.normalise 'rms' gives unit-RMS "
                                  "sources whose peaks exceed 1; set data.normalise: peak")
+        return self
+
+    @model_validator(mode="after")
+    def _score_prior_fits_its_range(self):
+        """A score prior learns σ in [sigma_min, sigma_max]: the ladder and σ* must lie there, and its log p is
+        a quadrature bound, too costly inside every training step of the hybrid term."""
+        if PRIORS[self.prior.name].trained_by != "denoising":
+            return self
+        setting = functools.partial(prior_setting, self.prior.name, self.prior.preset, self.prior.hparams)
+        low, high = setting("sigma_min"), setting("sigma_max")
+        tolerance = 1e-6
+        if self.training.hybrid_lambda > 0:
+            raise ValueError(f"training.hybrid_lambda: {self.prior.name} trains by denoising score matching and "
+                             "has no per-step likelihood for the discriminative term; set it to 0")
+        ladder = self.schedule.ladder
+        if min(ladder) < low * (1 - tolerance) or max(ladder) > high * (1 + tolerance):
+            raise ValueError(f"schedule.ladder spans [{min(ladder):g}, {max(ladder):g}] but {self.prior.name} covers "
+                             f"σ in [sigma_min={low:g}, sigma_max={high:g}] (prior.hparams)")
+        if self.schedule.sigma > high * (1 + tolerance):
+            raise ValueError(f"schedule.sigma={self.schedule.sigma:g} exceeds the prior's sigma_max={high:g}")
         return self
 
     @model_validator(mode="after")

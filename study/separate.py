@@ -8,6 +8,13 @@ with γ_i² = σ_i²·Σ_k α_k² (the variance of a mixture of σ_i-noised sour
 The ``dirac`` rule (MSDM) instead pins the last source to (m − Σ_{j<K} α_j s_j)/α_K and moves the others
 along the chain-rule gradient score_j − (α_j/α_K)·score_K. The sampler only sees score functions, so it is
 tested on Gaussian priors whose posterior is known in closed form.
+
+Sampler settings beyond BASIS, each a sweepable field of :class:`LangevinSchedule`:
+- ``init="projected"``: noise at the entry σ projected onto the mixture constraint Σ_k α_k s_k = m;
+- ``predictor="reverse_diffusion"``: before the Langevin (corrector) steps of each level after the first, one
+  reverse-diffusion step from σ_{i−1} to σ_i along the posterior score (Song et al. 2021's predictor–corrector):
+  s ← s + (σ_{i−1}² − σ_i²)·g + √(σ_{i−1}² − σ_i²)·z;
+- ``steps_growth``: level i runs steps_per_level·growth^{i/(L−1)} steps, so more of the work happens at small σ.
 """
 from __future__ import annotations
 
@@ -26,13 +33,21 @@ class LangevinSchedule:
     sigmas: list[float]  # decreasing noise levels
     steps_per_level: int = 100
     epsilon: float = 2e-5
-    init: Literal["mixture", "noise"] = "mixture"
+    init: Literal["mixture", "noise", "projected"] = "mixture"
     rule: Literal["gaussian", "dirac"] = "gaussian"
     likelihood_scale: float = 1.0  # γ_i² = scale · σ_i² · Σ α_k²
     bound: float = 30.0  # iterates leaving [-bound, bound] count as divergence
+    predictor: Literal["none", "reverse_diffusion"] = "none"
+    steps_growth: float = 1.0  # steps at the last level / steps at the first
 
     def step_size(self, i: int) -> float:
+        """Song & Ermon's rule: η_i = ε·σ_i²/σ_L², the step shrinking with the noise level."""
         return self.epsilon * (self.sigmas[i] / self.sigmas[-1]) ** 2
+
+    def steps(self, i: int) -> int:
+        if len(self.sigmas) == 1:
+            return round(self.steps_per_level * self.steps_growth)
+        return max(1, round(self.steps_per_level * self.steps_growth ** (i / (len(self.sigmas) - 1))))
 
     def gamma_squared(self, i: int, alphas: torch.Tensor) -> float:
         return self.likelihood_scale * self.sigmas[i] ** 2 * float((alphas**2).sum())
@@ -46,11 +61,18 @@ class LangevinResult:
     steps: int = 0
 
 
-def initial_sources(mixture: torch.Tensor, k: int, schedule: LangevinSchedule, generator) -> torch.Tensor:
+def project(s: torch.Tensor, mixture: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The nearest sources that sum to the mixture: s + α·(m − Σ_k α_k s_k)/Σ_k α_k². a: [1, K, 1]."""
+    return s + a * ((mixture - (a * s).sum(1)) / a.pow(2).sum()).unsqueeze(1)
+
+
+def initial_sources(mixture: torch.Tensor, a: torch.Tensor, schedule: LangevinSchedule, generator) -> torch.Tensor:
     b, t = mixture.shape
+    k = a.shape[1]
     if schedule.init == "mixture":
         return mixture.unsqueeze(1).expand(b, k, t).clone()
-    return schedule.sigmas[0] * torch.randn(b, k, t, generator=generator, device=mixture.device, dtype=mixture.dtype)
+    noise = schedule.sigmas[0] * torch.randn(b, k, t, generator=generator, device=mixture.device, dtype=mixture.dtype)
+    return project(noise, mixture, a) if schedule.init == "projected" else noise
 
 
 def _divergence(s: torch.Tensor, bound: float, level: float) -> str | None:
@@ -73,25 +95,35 @@ def annealed_langevin(score: ScoreFn, mixture: torch.Tensor, alphas: torch.Tenso
     mixture start does not get there)."""
     k = alphas.numel()
     a = alphas.to(mixture).view(1, k, 1)
-    s = initial_sources(mixture, k, schedule, generator) if start is None else start.to(mixture).clone()
+    s = initial_sources(mixture, a, schedule, generator) if start is None else start.to(mixture).clone()
     dirac = schedule.rule == "dirac"
-    if dirac:
-        s[:, -1] = (mixture - (a[:, :-1] * s[:, :-1]).sum(1)) / a[0, -1]
     result = LangevinResult(s)
+
+    def pin_last() -> None:  # the Dirac rule: the last source is whatever the others leave of the mixture
+        s[:, -1] = (mixture - (a[:, :-1] * s[:, :-1]).sum(1)) / a[0, -1]
+
+    def move(i: int, drift: float, spread: float) -> None:
+        """s ← s + drift·(posterior score at level i) + spread·z."""
+        grad = score(i, s)
+        noise = torch.randn(s.shape, generator=generator, device=s.device, dtype=s.dtype)
+        if dirac:
+            free = grad[:, :-1] - (a[:, :-1] / a[:, -1:]) * grad[:, -1:]
+            s[:, :-1] += drift * free + spread * noise[:, :-1]
+            pin_last()
+        else:
+            residual = (mixture - (a * s).sum(1)).unsqueeze(1)
+            s.add_(drift * (grad + a / schedule.gamma_squared(i, alphas) * residual) + spread * noise)
+        result.steps += 1
+
+    if dirac:
+        pin_last()
     for i, sigma in enumerate(schedule.sigmas):
+        if i > 0 and schedule.predictor == "reverse_diffusion":
+            gap = schedule.sigmas[i - 1] ** 2 - sigma**2  # variance removed going down one level
+            move(i - 1, gap, math.sqrt(gap))
         eta = schedule.step_size(i)
-        pull = a / schedule.gamma_squared(i, alphas)
-        for _ in range(schedule.steps_per_level):
-            grad = score(i, s)
-            noise = torch.randn(s.shape, generator=generator, device=s.device, dtype=s.dtype)
-            if dirac:
-                free = grad[:, :-1] - (a[:, :-1] / a[:, -1:]) * grad[:, -1:]
-                s[:, :-1] += eta * free + math.sqrt(2 * eta) * noise[:, :-1]
-                s[:, -1] = (mixture - (a[:, :-1] * s[:, :-1]).sum(1)) / a[0, -1]
-            else:
-                residual = (mixture - (a * s).sum(1)).unsqueeze(1)
-                s += eta * (grad + pull * residual) + math.sqrt(2 * eta) * noise
-            result.steps += 1
+        for _ in range(schedule.steps(i)):
+            move(i, eta, math.sqrt(2 * eta))
         result.diverged = _divergence(s, schedule.bound, sigma)
         if keep_levels:
             result.level_estimates.append(s.detach().cpu().clone())

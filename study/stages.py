@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from models import PRESETS, prior_parameters
+from models import PRESETS, PRIORS, prior_parameters
 from study.config import TrainingConfig, TrialConfig
 
 KEY_LENGTH = 16
@@ -88,7 +88,10 @@ def data_identity(cfg: TrialConfig, split: str) -> dict:
 
 
 def is_noise_conditional(cfg: TrialConfig) -> bool:
-    """Whether the prior is told σ: its constructor's ``noise_conditional`` default, unless overridden."""
+    """Whether the prior is told σ: always for a score prior; otherwise its constructor's ``noise_conditional``
+    default, unless overridden."""
+    if PRIORS[cfg.prior.name].trained_by == "denoising":
+        return True
     parameter = prior_parameters(cfg.prior.name).get("noise_conditional")
     default = parameter.default if parameter is not None else False
     return bool(_prior_identity(cfg)["hparams"].get("noise_conditional", default))

@@ -75,10 +75,12 @@ def add_conditional_noise(x: torch.Tensor, sigmas: torch.Tensor, noise: NoiseCon
     return noisy.clamp(-1, 1) if noise.clip else noisy
 
 
-def training_loss(prior: Prior, x: torch.Tensor, sigma, cfg: TrainingConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, per-source NLL in nats/sample [K]).
+def training_loss(prior: Prior, x: torch.Tensor, sigma, cfg: TrainingConfig,
+                  clean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, per-source objective per sample [K]: NLL in nats, or a score prior's denoising loss).
 
-    Maximum likelihood: Σ_k mean_b NLL_k (σ-weighted for noise-conditional priors when asked). With
+    Maximum likelihood: Σ_k mean_b NLL_k (σ-weighted for noise-conditional priors when asked); a score prior
+    minimises denoising score matching of ``x`` against ``clean`` instead. With
     ``hybrid_lambda`` λ > 0, add λ·Σ_k CE_k, the cross-entropy of classifying source k's clip by which
     prior explains it best (the K priors' per-sample log-likelihoods as logits).
     """
@@ -86,7 +88,7 @@ def training_loss(prior: Prior, x: torch.Tensor, sigma, cfg: TrainingConfig) -> 
         loglik = cross_log_likelihood(prior, x, sigma).float()
         nll = -loglik.diagonal(dim1=1, dim2=2)
     else:
-        loglik, nll = None, prior.nll_per_sample(x, sigma).float()
+        loglik, nll = None, prior.objective_per_sample(x, sigma, x if clean is None else clean).float()
     weights = torch.ones_like(nll)
     if sigma is not None and cfg.noise.weighting == "sigma_squared" and sigma.pow(2).mean() > 0:
         weights = (sigma.pow(2) / sigma.pow(2).mean()).to(nll)
@@ -159,14 +161,16 @@ def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, checkpoin
         clean = data.training_batch(step_generator(cfg.seed, step, 0), cfg.batch_size)
         noise_rng = step_generator(cfg.seed, step, 1)
         if prior.noise_conditional:
-            told = draw_sigmas(sigma, cfg.noise, ladder, clean.shape[:2], noise_rng)
+            # a score prior cannot learn at σ = 0: its "clean" stage trains at the ladder's lowest level
+            floor = min(ladder) if prior.trained_by == "denoising" else 0.0
+            told = draw_sigmas(max(sigma, floor), cfg.noise, ladder, clean.shape[:2], noise_rng)
             x = add_conditional_noise(clean, told, cfg.noise, noise_rng)
             told = told.to(device)
         else:
             told, x = None, add_training_noise(clean, sigma, cfg.noise, noise_rng)
         x = x.to(device, non_blocking=True)
         with autocast(device):
-            loss, nll = training_loss(prior, x, told, cfg)
+            loss, nll = training_loss(prior, x, told, cfg, clean.to(device, non_blocking=True))
         if not torch.isfinite(loss):
             bad = [names[k] for k in range(len(names)) if not torch.isfinite(nll[k])]
             raise TrainingError(f"non-finite training loss at step {step} for source(s) {bad}: "
@@ -187,7 +191,9 @@ def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, checkpoin
             now = time.perf_counter()
             rate = window_steps * cfg.batch_size * cfg.crop * len(names) / (now - window_t)
             per_source = "  ".join(f"{n} {v:7.4f}" for n, v in zip(names, nll.detach().tolist()))
-            log(f"step {done:>7}/{cfg.steps}  NLL per sample (nats; negative is normal for a density): "
+            what = ("NLL per sample (nats; negative is normal for a density)" if prior.trained_by == "likelihood"
+                    else "denoising loss ‖σ·score + ε‖² per sample")
+            log(f"step {done:>7}/{cfg.steps}  {what}: "
                 f"{per_source}  |  {rate:,.0f} source-samples/s")
             window_t, window_steps = now, 0
     wall = time.perf_counter() - t0

@@ -45,6 +45,7 @@ from study.train import load_checkpoint, train
 Report = Callable[[dict, Path], None]
 NOT_SEMANTIC = {"device", "threads", "precision", "name"}  # settings that do not change what is computed
 WAIT_POLL_SECONDS = 1.0
+INIT_NAMES = {"mixture": "the mixture", "noise": "noise", "projected": "noise projected onto the mixture"}
 
 
 class TrialError(RuntimeError):
@@ -268,12 +269,13 @@ class Trial:
         mixtures = mix(references)
         k = references.shape[1]
         schedule = LangevinSchedule([s for s, _ in levels], sep.steps_per_level, sep.epsilon, sep.init, sep.rule,
-                                    sep.likelihood_scale, sep.bound)
+                                    sep.likelihood_scale, sep.bound, sep.predictor, sep.steps_growth)
         level_priors = [self.load(self.keys[i]) for _, i in levels]
         for prior in level_priors:
             prior.eval()
         self.log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, levels "
-                 f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps, rule {sep.rule}, init {sep.init}"
+                 f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps (×{sep.steps_growth:g} by the "
+                 f"last), rule {sep.rule}, init {sep.init}, predictor {sep.predictor}"
                  + (", then again from the true sources" if sep.oracle_start else ""))
         sigmas = [s for s, _ in levels]
 
@@ -309,7 +311,7 @@ class Trial:
             return {**metrics, "separation_error": result.diverged}
         estimates = result.estimates.cpu()
         metrics.update(separation_metrics(estimates, references, mixtures, sources))
-        traces = {f"started at {'the mixture' if sep.init == 'mixture' else 'noise'}":
+        traces = {f"started at {INIT_NAMES[sep.init]}":
                   self._trace(result, references, sigmas, "si_sdr_trace", metrics), **traces}
         plot_level_trace(folder / "si_sdr_per_level.png", schedule.sigmas, traces, metrics["si_sdr_mixture"],
                          f"Separation after each level ({cfg.prior.name}, {sep.rule} rule)")

@@ -94,3 +94,50 @@ def test_a_chain_started_at_the_true_sources_has_the_same_posterior_and_starts_t
     moved = annealed_langevin(gaussian_score, mixture, ALPHAS, frozen, torch.Generator().manual_seed(0))
     assert torch.allclose(held.estimates[0], truth, atol=1e-4)
     assert torch.allclose(moved.estimates[0], mixture.expand(3, -1), atol=1e-4)  # the default starts at m
+
+
+def smoothed_gaussian_score(sigmas):
+    """The exact score of each Gaussian prior smoothed at level i: N(0, c_k + σ_i²)."""
+    return lambda level, s: -s / (VARIANCES.view(1, -1, 1) + sigmas[level] ** 2)
+
+
+def test_predictor_corrector_with_more_steps_at_small_sigma_samples_the_last_levels_posterior():
+    """Reverse-diffusion predictor between levels, steps growing tenfold to the last level, and noise projected
+    onto the mixture as the start: the last level's chain still samples its closed-form posterior (both rules)."""
+    sigmas = [0.3, 0.1]
+    mixture = torch.linspace(-0.6, 0.6, 16, dtype=torch.float64).view(1, -1)
+    last = VARIANCES + sigmas[-1] ** 2
+    for rule in ("gaussian", "dirac"):
+        schedule = LangevinSchedule(sigmas, steps_per_level=300, epsilon=2e-3, init="projected", rule=rule,
+                                    predictor="reverse_diffusion", steps_growth=10)
+        assert [schedule.steps(i) for i in range(2)] == [300, 3000]
+        g = torch.Generator().manual_seed(0)
+        chains = mixture.expand(256, -1)
+        iterates = []
+        score = smoothed_gaussian_score(sigmas)
+
+        def recording(level, s):
+            iterates.append(s.mean(0, keepdim=True).clone())
+            return score(level, s)
+
+        annealed_langevin(recording, chains, ALPHAS, schedule, g)
+        assert len(iterates) == 300 + 1 + 3000  # corrector steps, one predictor step, corrector steps
+        got = torch.cat(iterates[300 + 1 + 500:]).mean(0)
+        if rule == "gaussian":
+            gamma2 = schedule.gamma_squared(1, ALPHAS)
+            precision = torch.diag(1 / last) + torch.outer(ALPHAS, ALPHAS) / gamma2
+            expected = torch.linalg.solve(precision, ALPHAS.view(-1, 1) / gamma2) * mixture
+        else:
+            c_alpha = last * ALPHAS
+            expected = (c_alpha / (ALPHAS @ c_alpha)).view(-1, 1) * mixture
+        assert (got - expected).abs().max() < 0.03, (rule, (got - expected).abs().max())
+
+
+def test_projected_noise_start_sums_to_the_mixture_and_steps_grow_geometrically():
+    mixture = torch.randn(2, 32, dtype=torch.float64)
+    frozen = LangevinSchedule([1.0], steps_per_level=1, epsilon=1e-14, init="projected")
+    start = annealed_langevin(gaussian_score, mixture, ALPHAS, frozen, torch.Generator().manual_seed(0)).estimates
+    assert torch.allclose((ALPHAS.view(1, -1, 1) * start).sum(1), mixture, atol=1e-5)
+    assert start.std() > 0.5  # noise at the entry σ = 1, not the mixture copied
+    schedule = LangevinSchedule([1.0, 0.1, 0.01], steps_per_level=10, steps_growth=10)
+    assert [schedule.steps(i) for i in range(3)] == [10, 32, 100]
