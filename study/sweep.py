@@ -86,7 +86,8 @@ def describe_cost(sweep: SweepConfig) -> list[str]:
 
 
 # --- the trainable (runs in a Ray worker) ---------------------------------------------------------------
-SHORT_FAMILY = {"flowavenet": "flow", "wavenet": "wn", "flowavenet_nc": "flow-nc", "wavenet_nc": "wn-nc"}
+SHORT_FAMILY = {"flowavenet": "flow", "wavenet": "wn", "flowavenet_nc": "flow-nc", "wavenet_nc": "wn-nc",
+                "scorenet": "score"}
 SHORT_SCHEDULE = {"scratch": "scratch", "from_clean": "ft", "chained": "chain"}
 NAMED_BY_DEFAULT = {"prior.name", "schedule.sigma", "schedule.kind"}  # already in every label
 

@@ -156,6 +156,11 @@ TRIAL_MISTAKES = {  # (trial YAML, --set overrides, expected fragment of the one
     "binary file": (b"\xff\xfe\x00garbage", [], "not a UTF-8 text file"),
     "noise.sigma": ("training: {noise: {sigma: 0.1}}\n", [], "training.noise.sigma is not a setting"),
     "steps: true via --set": ("{}\n", ["training.steps=true"], "training.steps"),
+    "score prior with the hybrid term": ("prior: {name: scorenet, preset: tiny}\ntraining: {hybrid_lambda: 1.0}\n",
+                                         [], "training.hybrid_lambda: scorenet trains by denoising"),
+    "ladder outside the score prior's range": ("prior: {name: scorenet, preset: tiny}\n"
+                                               "schedule: {ladder: [2.0, 0.1, 0.01]}\n", [],
+                                               "covers σ in [sigma_min=0.01, sigma_max=1]"),
 }
 
 
@@ -210,3 +215,21 @@ def test_background_prior_gives_a_likelihood_ratio_score(tmp_path):
 
     background = load_prior(StageStore(tmp_path / "stages").path(f"{background_key(cfg)}/prior.pt"))
     assert background.num_sources == 1
+
+
+def test_score_prior_trial_trains_by_denoising_and_separates_with_every_sampler_setting(tmp_path):
+    """A scorenet goes through the same schedule, evaluation (its bound as log p) and separation as the
+    other families; the predictor, projected start and growing steps are taken from the config."""
+    ladder = [1.0, 0.1, 0.01]
+    cfg = tiny(prior={"name": "scorenet", "preset": "tiny", "hparams": {"bound_nodes": 4}}, training={"steps": 30},
+               schedule={"kind": "from_clean", "sigma": 1.0, "finetune_steps": 20, "ladder": ladder},
+               evaluation={"clips": 8, "noise_levels": [0.1]},
+               separation={"steps_per_level": 5, "steps_growth": 4.0, "init": "projected",
+                           "predictor": "reverse_diffusion"})
+    lines = []
+    final = run_trial(cfg, tmp_path, log=lines.append)
+    assert any("denoising loss" in line for line in lines)
+    assert 0 <= final["auroc"] <= 1 and 0 <= final["auroc_matched"] <= 1 and math.isfinite(final["si_sdri"])
+    assert final["separation_levels"] == 3
+    assert math.isfinite(final["si_sdr_oracle_start"]) and f"si_sdr_trace/{level_name(0.01)}" in final
+    assert any("predictor reverse_diffusion" in line for line in lines)
