@@ -28,7 +28,7 @@ def bench_langevin(name: str, size: str, device, repeats: int, steps: int = 3, p
 
     def score(level: int, s: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision):  # as the trial's separation scores
-            return prior.score(s)
+            return prior.score(s, schedule.sigmas[level] if prior.noise_conditional else None)
 
     def run():
         annealed_langevin(score, mixtures, alphas, schedule, generator)

@@ -21,10 +21,11 @@ from study.runtime import autocast
 from study.train import clip_grad_per_source, training_loss
 
 from .common import median, seconds_per_call
-from .reference import published_train_step
+from .reference import MODULES, published_train_step
 
-TRAIN_CROP = {"flowavenet": 16384, "wavenet": 3075}
+TRAIN_CROP = {"flowavenet": 16384, "wavenet": 3075, "scorenet": 3075}
 EVAL_CROP, SOURCES = 4000, 4
+SIGMA = 0.1  # the level σ-conditional priors are told (a score prior has no σ = 0)
 
 
 def alternating(first, second, device, repeats: int) -> tuple[list[float], list[float]]:
@@ -43,23 +44,25 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, refe
     torch.manual_seed(0)
     prior = build_prior(name, preset=size, num_sources=SOURCES).to(device)
     multiple = getattr(prior, "length_multiple", 1)
-    crop = TRAIN_CROP[name] if size in ("toy", "musdb") else min(TRAIN_CROP[name], 4096)
+    published_crop = TRAIN_CROP[name.removesuffix("_nc")]
+    crop = published_crop if size in ("toy", "musdb") else min(published_crop, 4096)
     crop -= crop % multiple
     x = (torch.rand(batch, SOURCES, crop, device=device) * 2 - 1) * 0.8
     optimizer = torch.optim.Adam(prior.parameters(), lr=1e-4)
     prior.train()
 
     config = TrainingConfig(batch_size=batch, crop=crop)
+    told = torch.full((batch, SOURCES), SIGMA, device=device) if prior.noise_conditional else None
 
     def train_step():  # the loop's own step: loss, backward, per-source clipping, Adam
         with autocast(device, precision):
-            loss, _ = training_loss(prior, x, None, config)
+            loss, _ = training_loss(prior, x, told, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip_grad_per_source(prior, config.grad_clip)
         optimizer.step()
 
-    compare = reference is not None and size == "toy" and torch.device(device).type == "cpu"
+    compare = reference is not None and size == "toy" and name in MODULES and torch.device(device).type == "cpu"
     if compare:
         published = published_train_step(reference, name, batch, crop)
         train_times, published_times = alternating(train_step, published, device, repeats)
@@ -73,7 +76,7 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, refe
     @torch.inference_mode()
     def eval_step():
         with autocast(device, precision):
-            prior.log_prob(xe)
+            prior.log_prob(xe, SIGMA if prior.noise_conditional else None)
 
     eval_times = seconds_per_call(eval_step, device, repeats, calls=2)
     train_rate = batch * crop * SOURCES / median(train_times)
