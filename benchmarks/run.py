@@ -4,7 +4,7 @@
     python -m benchmarks.run --only priors --sizes small        # a subset
     python -m benchmarks.run --only priors --sizes toy --reference ~/src/unsupervised-source-separation
 
-Sections: prior training/evaluation throughput (toy and small sizes; with ``--reference`` the published
+Sections (``compile``, torch.compile of the training step on and off, only when named): prior training/evaluation throughput (toy and small sizes; with ``--reference`` the published
 implementation's training step is timed beside ours at the toy sizes and the ratio reported), Langevin separation speed, sweep overhead/concurrency, what stage sharing saves (a shrunk noise_frontier
 with sharing on and off), tracking under load (32 processes against an mlflow server on sqlite and on
 PostgreSQL), and a trial's peak memory on a 10-hour stems folder against a 1-hour one. Medians of repeats,
@@ -20,6 +20,7 @@ import torch
 from study.runtime import PRECISIONS, pick_device
 
 from .common import machine
+from .compile import bench_compile
 from .langevin import bench_langevin
 from .memory import bench_memory
 from .priors import bench_prior
@@ -27,7 +28,8 @@ from .sharing import bench_sharing
 from .sweep_overhead import bench_sweep
 from .tracking_load import bench_tracking
 
-SECTIONS = ("priors", "langevin", "sweep", "sharing", "tracking", "memory")
+SECTIONS = ("priors", "langevin", "compile", "sweep", "sharing", "tracking", "memory")
+DEFAULT_SECTIONS = [section for section in SECTIONS if section != "compile"]  # compiling takes minutes
 
 
 def table(rows: list[dict]) -> str:
@@ -41,7 +43,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=DEFAULT_SECTIONS)
     parser.add_argument("--sizes", nargs="+", default=["toy", "small"])
     parser.add_argument("--priors", nargs="+", default=["flowavenet", "wavenet"])
     parser.add_argument("--repeats", type=int, default=5)
@@ -64,6 +66,9 @@ def main(argv=None) -> None:
     if "langevin" in args.only:
         results["langevin"] = [bench_langevin(p, s, device, max(1, args.repeats // 2), precision=precision)
                                for s in args.sizes for p in args.priors for precision in args.precisions]
+    if "compile" in args.only:
+        results["compile"] = [bench_compile(p, "toy", device, args.repeats, precision=precision)
+                              for p in args.priors for precision in args.precisions]
     if "sweep" in args.only:
         results["sweep"] = [bench_sweep("trivial"), bench_sweep("short")]
     if "sharing" in args.only:

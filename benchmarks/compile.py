@@ -1,0 +1,53 @@
+"""``torch.compile`` (inductor, C++ on CPU) of the training loss, timed on and off in one process.
+
+The eager and compiled training steps (loss, backward, per-source clipping, Adam) of one toy prior alternate
+repeat by repeat (:func:`benchmarks.priors.alternating`); the compile time itself is reported apart.
+Not in the default sections: compiling a toy prior takes one to two minutes on 2 cores.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from models import build_prior
+from study.config import TrainingConfig
+from study.runtime import autocast
+from study.train import clip_grad_per_source, training_loss
+
+from .common import median
+from .priors import SOURCES, TRAIN_CROP, alternating
+
+
+def bench_compile(name: str, size: str, device, repeats: int, batch: int = 2, precision: str = "float32") -> dict:
+    torch.manual_seed(0)
+    prior = build_prior(name, preset=size, num_sources=SOURCES).to(device).train()
+    crop = TRAIN_CROP[name.removesuffix("_nc")]
+    crop -= crop % getattr(prior, "length_multiple", 1)
+    x = (torch.rand(batch, SOURCES, crop, device=device) * 2 - 1) * 0.8
+    config = TrainingConfig(batch_size=batch, crop=crop)
+    told = torch.full((batch, SOURCES), 0.1, device=device) if prior.noise_conditional else None
+    optimizer = torch.optim.Adam(prior.parameters(), lr=1e-4)
+
+    def loss(clips):
+        return training_loss(prior, clips, told, config)[0]
+
+    def step(forward):
+        def run():
+            with autocast(device, precision):
+                value = forward(x)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            clip_grad_per_source(prior, config.grad_clip)
+            optimizer.step()
+        return run
+
+    eager, compiled = step(loss), step(torch.compile(loss))
+    t0 = time.perf_counter()
+    compiled()  # the first call compiles
+    compile_seconds = time.perf_counter() - t0
+    eager_times, compiled_times = alternating(eager, compiled, device, repeats)
+    return {"prior": name, "size": size, "precision": precision, "compile_seconds": round(compile_seconds, 1),
+            "eager_train_source_samples_per_s": round(batch * crop * SOURCES / median(eager_times)),
+            "compiled_train_source_samples_per_s": round(batch * crop * SOURCES / median(compiled_times)),
+            "compiled_over_eager": round(median(eager_times) / median(compiled_times), 2)}
