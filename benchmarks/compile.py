@@ -11,38 +11,17 @@ import time
 import torch
 
 from models import build_prior
-from study.config import TrainingConfig
-from study.runtime import autocast
-from study.train import clip_grad_per_source, training_loss
+from study.train import training_loss
 
 from .common import median
-from .priors import SOURCES, TRAIN_CROP, alternating
+from .priors import SOURCES, alternating, training_step
 
 
 def bench_compile(name: str, size: str, device, repeats: int, batch: int = 2, precision: str = "float32") -> dict:
     torch.manual_seed(0)
-    prior = build_prior(name, preset=size, num_sources=SOURCES).to(device).train()
-    crop = TRAIN_CROP[name.removesuffix("_nc")]
-    crop -= crop % getattr(prior, "length_multiple", 1)
-    x = (torch.rand(batch, SOURCES, crop, device=device) * 2 - 1) * 0.8
-    config = TrainingConfig(batch_size=batch, crop=crop)
-    told = torch.full((batch, SOURCES), 0.1, device=device) if prior.noise_conditional else None
-    optimizer = torch.optim.Adam(prior.parameters(), lr=1e-4)
-
-    def loss(clips):
-        return training_loss(prior, clips, told, config)[0]
-
-    def step(forward):
-        def run():
-            with autocast(device, precision):
-                value = forward(x)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            clip_grad_per_source(prior, config.grad_clip)
-            optimizer.step()
-        return run
-
-    eager, compiled = step(loss), step(torch.compile(loss))
+    prior = build_prior(name, preset=size, num_sources=SOURCES).to(device)
+    eager, crop = training_step(prior, name, size, device, batch, precision)
+    compiled, _ = training_step(prior, name, size, device, batch, precision, loss_fn=torch.compile(training_loss))
     t0 = time.perf_counter()
     compiled()  # the first call compiles
     compile_seconds = time.perf_counter() - t0

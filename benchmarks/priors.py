@@ -12,6 +12,8 @@ never divided into one measured here.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from models import build_prior
@@ -39,28 +41,36 @@ def alternating(first, second, device, repeats: int) -> tuple[list[float], list[
     return times
 
 
+def training_step(prior, name: str, size: str, device, batch: int, precision: str,
+                  loss_fn: Callable = training_loss) -> tuple[Callable[[], None], int]:
+    """The training loop's own step (loss, backward, per-source clipping, Adam) on one fixed batch at the
+    size's crop, and that crop. ``loss_fn`` stands in for study.train.training_loss (e.g. a compiled one)."""
+    crop = TRAIN_CROP[name.removesuffix("_nc")]
+    crop = crop if size in ("toy", "musdb") else min(crop, 4096)
+    crop -= crop % getattr(prior, "length_multiple", 1)
+    x = (torch.rand(batch, SOURCES, crop, device=device) * 2 - 1) * 0.8
+    told = torch.full((batch, SOURCES), SIGMA, device=device) if prior.noise_conditional else None
+    config = TrainingConfig(batch_size=batch, crop=crop)
+    optimizer = torch.optim.Adam(prior.parameters(), lr=1e-4)
+    prior.train()
+
+    def step() -> None:
+        with autocast(device, precision):
+            loss, _ = loss_fn(prior, x, told, config)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_grad_per_source(prior, config.grad_clip)
+        optimizer.step()
+
+    return step, crop
+
+
 def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, reference=None,
                 precision: str = "float32") -> dict:
     torch.manual_seed(0)
     prior = build_prior(name, preset=size, num_sources=SOURCES).to(device)
     multiple = getattr(prior, "length_multiple", 1)
-    published_crop = TRAIN_CROP[name.removesuffix("_nc")]
-    crop = published_crop if size in ("toy", "musdb") else min(published_crop, 4096)
-    crop -= crop % multiple
-    x = (torch.rand(batch, SOURCES, crop, device=device) * 2 - 1) * 0.8
-    optimizer = torch.optim.Adam(prior.parameters(), lr=1e-4)
-    prior.train()
-
-    config = TrainingConfig(batch_size=batch, crop=crop)
-    told = torch.full((batch, SOURCES), SIGMA, device=device) if prior.noise_conditional else None
-
-    def train_step():  # the loop's own step: loss, backward, per-source clipping, Adam
-        with autocast(device, precision):
-            loss, _ = training_loss(prior, x, told, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_grad_per_source(prior, config.grad_clip)
-        optimizer.step()
+    train_step, crop = training_step(prior, name, size, device, batch, precision)
 
     compare = reference is not None and size == "toy" and name in MODULES and torch.device(device).type == "cpu"
     if compare:

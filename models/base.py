@@ -78,12 +78,13 @@ class Prior(nn.Module):
         """
         per_pass = x.shape[0] if x.is_cuda else max(1, SCORE_SAMPLES_PER_PASS // x.shape[-1])
         sigmas = as_sigma(sigma, x).split(per_pass) if sigma is not None else [None] * math.ceil(len(x) / per_pass)
-        grads = []
+        return torch.cat([self.score_pass(chunk, level) for chunk, level in zip(x.detach().split(per_pass), sigmas)])
+
+    def score_pass(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """The score of one pass of :meth:`score`: the gradient of the exact log p, by autograd."""
         with torch.enable_grad():
-            for chunk, level in zip(x.detach().split(per_pass), sigmas):
-                chunk = chunk.requires_grad_(True)
-                grads.append(torch.autograd.grad(self.log_prob(chunk, level).sum(), chunk)[0])
-        return torch.cat(grads)
+            x = x.requires_grad_(True)
+            return torch.autograd.grad(self.log_prob(x, sigma).sum(), x)[0]
 
     def num_parameters(self, per_source: bool = False) -> int:
         total = sum(p.numel() for p in self.parameters())

@@ -61,20 +61,23 @@ class ScoreNet(Prior):
     def receptive_field(self) -> int:
         return self.net.receptive_field
 
+    def level(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """σ as [B, K, 1], floored (σ = 0 is not a level a score exists at)."""
+        return as_sigma(sigma, x).clamp_min(self.sigma_min * 1e-2).unsqueeze(-1)
+
     def denoise(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """D(x, σ): the network's estimate of the clean clip. x: [B, K, T], σ a number, [B] or [B, K]."""
         self.check_input(x)
-        level = as_sigma(sigma, x).clamp_min(self.sigma_min * 1e-2).unsqueeze(-1)  # σ = 0 is not a level
+        level = self.level(x, sigma)
         total = level**2 + self.sigma_data**2
         c_skip, c_out, c_in = self.sigma_data**2 / total, level * self.sigma_data / total.sqrt(), total.rsqrt()
         return c_skip * x + c_out * self.net(c_in * x, self.condition(x, level.squeeze(-1)))
 
-    def score(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
-        """∇_x log p^σ(x) = (D(x, σ) − x)/σ². [B, K, T] -> [B, K, T]."""
+    def score_pass(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """∇_x log p^σ(x) = (D(x, σ) − x)/σ²: one forward pass, no autograd. [B, K, T] -> [B, K, T]."""
         if sigma is None:
             raise ValueError("scorenet needs the noise level sigma for its score")
-        level = as_sigma(sigma, x).clamp_min(self.sigma_min * 1e-2).unsqueeze(-1)
-        return ((self.denoise(x, sigma) - x) / level**2).to(x.dtype)
+        return ((self.denoise(x, sigma) - x) / self.level(x, sigma) ** 2).to(x.dtype)
 
     def objective_per_sample(self, noisy: torch.Tensor, sigma, clean: torch.Tensor) -> torch.Tensor:
         """Denoising score matching per sample, ‖σ·s(x̃, σ) + ε‖²/T = ‖D(x̃, σ) − x‖²/(σ²T). -> [B, K]."""

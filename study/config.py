@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models import PRESETS, PRIORS, prior_parameters, prior_setting
 
+SIGMA_TOLERANCE = 1e-6  # relative: ladder levels computed in floating point compare equal to σ
+
 # Names that become file or folder names: no separators, no leading dot, so never "..", "/" or "~".
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
@@ -236,15 +238,14 @@ class TrialConfig(Section):
             return self
         setting = functools.partial(prior_setting, self.prior.name, self.prior.preset, self.prior.hparams)
         low, high = setting("sigma_min"), setting("sigma_max")
-        tolerance = 1e-6
         if self.training.hybrid_lambda > 0:
             raise ValueError(f"training.hybrid_lambda: {self.prior.name} trains by denoising score matching and "
                              "has no per-step likelihood for the discriminative term; set it to 0")
         ladder = self.schedule.ladder
-        if min(ladder) < low * (1 - tolerance) or max(ladder) > high * (1 + tolerance):
+        if min(ladder) < low * (1 - SIGMA_TOLERANCE) or max(ladder) > high * (1 + SIGMA_TOLERANCE):
             raise ValueError(f"schedule.ladder spans [{min(ladder):g}, {max(ladder):g}] but {self.prior.name} covers "
                              f"σ in [sigma_min={low:g}, sigma_max={high:g}] (prior.hparams)")
-        if self.schedule.sigma > high * (1 + tolerance):
+        if self.schedule.sigma > high * (1 + SIGMA_TOLERANCE):
             raise ValueError(f"schedule.sigma={self.schedule.sigma:g} exceeds the prior's sigma_max={high:g}")
         return self
 

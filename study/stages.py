@@ -14,10 +14,9 @@ import json
 from dataclasses import dataclass
 
 from models import PRESETS, PRIORS, prior_parameters
-from study.config import TrainingConfig, TrialConfig
+from study.config import SIGMA_TOLERANCE, TrainingConfig, TrialConfig
 
 KEY_LENGTH = 16
-SIGMA_TOLERANCE = 1e-6  # relative: ladder levels computed in floating point compare equal to σ
 TEST_ONLY_DATA = {"test_size", "eval_amplitude", "test_split", "cache_dir"}
 TRAIN_ONLY_DATA = {"train_size", "train_amplitude", "train_split", "cache_dir"}
 NOT_WEIGHTS = {"log_every", "checkpoint_every"}  # training settings that do not change the weights

@@ -170,7 +170,8 @@ def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, checkpoin
             told, x = None, add_training_noise(clean, sigma, cfg.noise, noise_rng)
         x = x.to(device, non_blocking=True)
         with autocast(device):
-            loss, nll = training_loss(prior, x, told, cfg, clean.to(device, non_blocking=True))
+            target = clean.to(device, non_blocking=True) if prior.trained_by == "denoising" else None
+            loss, nll = training_loss(prior, x, told, cfg, target)
         if not torch.isfinite(loss):
             bad = [names[k] for k in range(len(names)) if not torch.isfinite(nll[k])]
             raise TrainingError(f"non-finite training loss at step {step} for source(s) {bad}: "

@@ -86,7 +86,7 @@ def test_score_sees_only_its_receptive_field():
     prior = build_prior("scorenet", None, num_sources=1, layers=3, width=8)
     torch.nn.init.normal_(prior.net.out.weight)  # leave the zero start, so the network matters
     x = torch.randn(1, 1, 200, requires_grad=True)
-    prior.score(x, 0.1)[0, 0, 100].backward()
+    prior.score_pass(x, 0.1)[0, 0, 100].backward()  # score() detaches its input
     reach = (prior.receptive_field - 1) // 2
     touched = x.grad[0, 0].nonzero().flatten()
     assert touched.min() >= 100 - reach and touched.max() <= 100 + reach and touched.numel() > 1
