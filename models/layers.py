@@ -12,61 +12,24 @@ import torch.nn.functional as F
 from torch import nn
 
 
-LAYOUTS = ("auto", "channels_first", "channels_last")
-_layout = "auto"
-
-
-def set_layout(layout: str) -> None:
-    """How WaveNet stacks lay out activations in memory (the benchmarks time them side by side).
-
-    ``auto``: channels-last on CPU when autograd is off (log p for AUROC, a score network's score, flow
-    sampling), channels-first otherwise; ``channels_first`` / ``channels_last``: always that layout.
-    """
-    global _layout
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    _layout = layout
-
-
-def channels_last(x: torch.Tensor) -> bool:
-    """Whether a stack runs this pass channels-last ([B, C, 1, T] with channels innermost).
-
-    oneDNN's convolutions run 1.3-1.7× faster in that layout on this CPU, but its backward pass copies
-    between layouts and loses that and more: a score by autograd ran 1.3-2× slower in it
-    (``python -m benchmarks.run --only layout``). So ``auto`` uses it only where no graph is built.
-    """
-    if _layout != "auto":
-        return _layout == "channels_last"
-    return x.device.type == "cpu" and not torch.is_grad_enabled()
-
-
 def gated(x: torch.Tensor, groups: int) -> torch.Tensor:
     """WaveNet's gated unit tanh(a)·sigmoid(b), where (a, b) are the two halves of *each group's* channels.
 
-    x: [B, groups * 2W, *spatial] -> [B, groups * W, *spatial].
+    x: [B, groups * 2W, T] -> [B, groups * W, T].
     """
-    b, _, *spatial = x.shape
-    a, g = x.view(b, groups, 2, -1, *spatial).unbind(2)
+    b, _, t = x.shape
+    halves = x.view(b, groups, 2, -1, t)
+    a, g = halves.unbind(2)
     if torch.is_grad_enabled():
-        return (torch.tanh(a) * torch.sigmoid(g)).reshape(b, -1, *spatial)
-    # Without a graph, in place and with tanh(a) = 2·sigmoid(2a) - 1: one sigmoid over both halves, which
-    # is 6× cheaper than ATen's tanh on this CPU. Equal to the line above within float rounding (tests).
-    halves = x.view(b, groups, 2, -1, *spatial)
-    halves.mul_(x.new_tensor([2.0, 1.0]).view(1, 1, 2, 1, *[1] * len(spatial))).sigmoid_()  # a, g now σ(2a), σ(g)
-    return torch.addcmul(-g, a, g, value=2.0).reshape(b, -1, *spatial)
+        return (torch.tanh(a) * torch.sigmoid(g)).reshape(b, -1, t)
+    # Without a graph (log p for AUROC, a score network's score), in place and with tanh(a) = 2·σ(2a) − 1:
+    # one sigmoid over both halves, as ATen's tanh costs 6 sigmoids on this CPU. 1.03-1.12× on log p and
+    # scores; equal to the line above within float rounding (tests/models/test_gate.py).
+    halves.mul_(x.new_tensor([2.0, 1.0]).view(1, 1, 2, 1, 1)).sigmoid_()  # a, g now hold σ(2a), σ(g)
+    return torch.addcmul(-g, a, g, value=2.0).reshape(b, -1, t)
 
 
-class Conv(nn.Conv1d):
-    """A Conv1d that also takes [B, C, 1, T] channels-last input, as the same 2-d convolution (the parameters
-    stay the Conv1d's, so checkpoints do not depend on the layout)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3:
-            return super().forward(x)
-        return F.conv2d(x, self.weight.unsqueeze(2), self.bias, dilation=(1, self.dilation[0]), groups=self.groups)
-
-
-class DilatedConv(Conv):
+class DilatedConv(nn.Conv1d):
     """A grouped dilated convolution that pads so the output keeps the input length.
 
     ``causal=True`` pads on the left only, so output t depends on inputs <= t (autoregressive WaveNet);
@@ -106,19 +69,19 @@ class WaveNetStack(nn.Module):
         super().__init__()
         self.groups = groups
         k = groups
-        self.front = Conv(k * c_in, k * width, 1, groups=k)
+        self.front = nn.Conv1d(k * c_in, k * width, 1, groups=k)
         self.dilated = nn.ModuleList()
         self.residual = nn.ModuleList()
         self.skip = nn.ModuleList()
         for _ in range(stacks):
             for i in range(layers):
                 self.dilated.append(DilatedConv(k * width, k * 2 * width, kernel_size, 2**i, k, causal))
-                self.residual.append(Conv(k * width, k * width, 1, groups=k))
-                self.skip.append(Conv(k * width, k * width, 1, groups=k))
-        self.cond = nn.ModuleList(Conv(k * cond_channels, k * 2 * width, 1, groups=k)
+                self.residual.append(nn.Conv1d(k * width, k * width, 1, groups=k))
+                self.skip.append(nn.Conv1d(k * width, k * width, 1, groups=k))
+        self.cond = nn.ModuleList(nn.Conv1d(k * cond_channels, k * 2 * width, 1, groups=k)
                                   for _ in self.dilated) if cond_channels else None
-        self.post = Conv(k * width, k * width, 1, groups=k)
-        self.out = Conv(k * width, k * c_out, 1, groups=k)
+        self.post = nn.Conv1d(k * width, k * width, 1, groups=k)
+        self.out = nn.Conv1d(k * width, k * c_out, 1, groups=k)
         if zero_init_out:
             nn.init.zeros_(self.out.weight)
             nn.init.zeros_(self.out.bias)
@@ -130,10 +93,6 @@ class WaveNetStack(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if (cond is None) != (self.cond is None):
             raise ValueError("a conditional stack needs cond, an unconditional one takes none")
-        dtype, last = x.dtype, channels_last(x)
-        if last:
-            x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-            cond = None if cond is None else cond.unsqueeze(2)
         h = self.front(x)
         skips = 0
         for i, (dilated, residual, skip) in enumerate(zip(self.dilated, self.residual, self.skip)):
@@ -143,9 +102,6 @@ class WaveNetStack(nn.Module):
             z = gated(pre, self.groups)
             h = h + residual(z)
             skips = skips + skip(z)
-        out = self.out(F.relu(self.post(F.relu(skips))))
-        if last:
-            out = out.squeeze(2).contiguous()
         # Under bf16 autocast the body runs in bf16; what leaves it (coupling scales and shifts, density
         # parameters) goes back to the input's precision, so densities and log-determinants sum in float32.
-        return out.to(dtype)
+        return self.out(F.relu(self.post(F.relu(skips)))).to(x.dtype)
