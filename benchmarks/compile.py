@@ -12,12 +12,11 @@ import time
 import torch
 
 from models import build_prior
-from study.evaluate import auto_batch_size
 from study.train import training_loss
 
 from .common import median
 from .langevin import LENGTH
-from .priors import EVAL_CROP, SIGMA, SOURCES, alternating, training_step
+from .priors import SIGMA, SOURCES, alternating, evaluation_clips, training_step
 
 
 def compiled_against_eager(label: str, eager, compiled, samples: int, device, repeats: int) -> dict:
@@ -43,8 +42,7 @@ def bench_compile(name: str, size: str, device, repeats: int, batch: int = 2, pr
     row.update(compiled_against_eager("train", eager, compiled, batch * crop * SOURCES, device, repeats))
 
     prior.eval()
-    length = EVAL_CROP - EVAL_CROP % multiple
-    clips = (torch.rand(auto_batch_size(length, device), SOURCES, length, device=device) * 2 - 1) * 0.8
+    clips = evaluation_clips(prior, device)
     compiled_log_prob = torch.compile(prior.log_prob)
 
     def log_p(fn):

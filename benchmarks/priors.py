@@ -65,11 +65,17 @@ def training_step(prior, name: str, size: str, device, batch: int, precision: st
     return step, crop
 
 
+def evaluation_clips(prior, device) -> torch.Tensor:
+    """Random clips of EVAL_CROP samples (trimmed to the prior's length multiple), as many as the trial scores
+    in one pass (study.evaluate.auto_batch_size): [clips, SOURCES, length]."""
+    length = EVAL_CROP - EVAL_CROP % getattr(prior, "length_multiple", 1)
+    return (torch.rand(auto_batch_size(length, device), SOURCES, length, device=device) * 2 - 1) * 0.8
+
+
 def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, reference=None,
                 precision: str = "float32") -> dict:
     torch.manual_seed(0)
     prior = build_prior(name, preset=size, num_sources=SOURCES).to(device)
-    multiple = getattr(prior, "length_multiple", 1)
     train_step, crop = training_step(prior, name, size, device, batch, precision)
 
     compare = reference is not None and size == "toy" and name in MODULES and torch.device(device).type == "cpu"
@@ -79,9 +85,7 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, refe
     else:
         train_times = seconds_per_call(train_step, device, repeats)
     prior.eval()
-    length = EVAL_CROP - EVAL_CROP % multiple
-    eval_batch = auto_batch_size(length, device)
-    xe = (torch.rand(eval_batch, SOURCES, length, device=device) * 2 - 1) * 0.8
+    xe = evaluation_clips(prior, device)
 
     @torch.inference_mode()
     def eval_step():
@@ -93,7 +97,7 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, refe
     eval_rate = xe.numel() / median(eval_times)
     row = {"prior": name, "size": size, "precision": precision, "params_per_source": prior.num_parameters(per_source=True),
            "train_crop": crop, "batch": batch, "train_source_samples_per_s": round(train_rate),
-           "eval_batch": eval_batch, "eval_source_samples_per_s": round(eval_rate),
+           "eval_batch": len(xe), "eval_source_samples_per_s": round(eval_rate),
            "eval_over_train": round(eval_rate / train_rate, 2)}
     if compare:
         published_rate = batch * crop * SOURCES / median(published_times)

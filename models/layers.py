@@ -15,7 +15,7 @@ from torch import nn
 def gated(x: torch.Tensor, groups: int) -> torch.Tensor:
     """WaveNet's gated unit tanh(a)·sigmoid(b), where (a, b) are the two halves of *each group's* channels.
 
-    x: [B, groups * 2W, T] -> [B, groups * W, T].
+    x: [B, groups * 2W, T] -> [B, groups * W, T]. Without autograd, x is overwritten (pass a fresh tensor).
     """
     b, _, t = x.shape
     halves = x.view(b, groups, 2, -1, t)
