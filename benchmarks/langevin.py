@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from models import build_prior
+from study.cores import map_batch
 from study.data import ToyOscillators, mix
 from study.separate import LangevinSchedule, annealed_langevin
 from study.config import geometric_ladder
@@ -18,21 +19,25 @@ from .common import median, seconds_per_call
 LENGTH, MIXTURES, SOURCES = 14_704, 8, 4
 
 
-def bench_langevin(name: str, size: str, device, repeats: int, steps: int = 3, precision: str = "float32") -> dict:
-    torch.manual_seed(0)
-    prior = build_prior(name, preset=size, num_sources=SOURCES).to(device).eval()
+def langevin_run(prior, device, steps: int, precision: str):
+    """A call that runs ``steps`` Langevin steps over the MIXTURES toy mixtures, scored as the trial scores."""
     mixtures = mix(ToyOscillators("test", MIXTURES, LENGTH, amplitude=1.0).clips(range(MIXTURES))).to(device)
     schedule = LangevinSchedule(sigmas=[0.01], steps_per_level=steps, epsilon=1e-7, bound=1e9)
     alphas = torch.full((SOURCES,), 1 / SOURCES)
     generator = torch.Generator(device=device).manual_seed(0)
 
     def score(level: int, s: torch.Tensor) -> torch.Tensor:
-        with autocast(device, precision):  # as the trial's separation scores
-            return prior.score(s, schedule.sigmas[level] if prior.noise_conditional else None)
+        with autocast(device, precision):  # as the trial's separation scores (study.trial)
+            return map_batch(lambda chains: prior.score(chains, schedule.sigmas[level] if prior.noise_conditional
+                                                        else None), s)
 
-    def run():
-        annealed_langevin(score, mixtures, alphas, schedule, generator)
+    return lambda: annealed_langevin(score, mixtures, alphas, schedule, generator)
 
+
+def bench_langevin(name: str, size: str, device, repeats: int, steps: int = 3, precision: str = "float32") -> dict:
+    torch.manual_seed(0)
+    prior = build_prior(name, preset=size, num_sources=SOURCES).to(device).eval()
+    run = langevin_run(prior, device, steps, precision)
     per_step = median(seconds_per_call(run, device, repeats)) / steps
     full = len(geometric_ladder()) * 100
     return {"prior": name, "size": size, "precision": precision, "mixtures": MIXTURES, "length": LENGTH,

@@ -18,9 +18,10 @@ import torch
 
 from models import build_prior
 from study.config import TrainingConfig
+from study.cores import cores, map_batch
 from study.evaluate import auto_batch_size
-from study.runtime import autocast
-from study.train import clip_grad_per_source, training_loss
+from study.runtime import autocast, use_precision
+from study.train import clip_grad_per_source, loss_and_gradients, training_loss
 
 from .common import median, seconds_per_call
 from .reference import MODULES, published_train_step
@@ -55,10 +56,8 @@ def training_step(prior, name: str, size: str, device, batch: int, precision: st
     prior.train()
 
     def step() -> None:
-        with autocast(device, precision):
-            loss, _ = loss_fn(prior, x, told, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        use_precision(precision)
+        loss_and_gradients(prior, x, told, config, loss_fn=loss_fn)
         clip_grad_per_source(prior, config.grad_clip)
         optimizer.step()
 
@@ -67,9 +66,11 @@ def training_step(prior, name: str, size: str, device, batch: int, precision: st
 
 def evaluation_clips(prior, device) -> torch.Tensor:
     """Random clips of EVAL_CROP samples (trimmed to the prior's length multiple), as many as the trial scores
-    in one pass (study.evaluate.auto_batch_size): [clips, SOURCES, length]."""
+    in one round of passes (study.evaluate.auto_batch_size clips each, a pass per CPU core, study.cores):
+    [clips, SOURCES, length]."""
     length = EVAL_CROP - EVAL_CROP % getattr(prior, "length_multiple", 1)
-    return (torch.rand(auto_batch_size(length, device), SOURCES, length, device=device) * 2 - 1) * 0.8
+    clips = auto_batch_size(length, device) * cores(device)
+    return (torch.rand(clips, SOURCES, length, device=device) * 2 - 1) * 0.8
 
 
 def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, reference=None,
@@ -90,7 +91,7 @@ def bench_prior(name: str, size: str, device, repeats: int, batch: int = 2, refe
     @torch.inference_mode()
     def eval_step():
         with autocast(device, precision):
-            prior.log_prob(xe, SIGMA if prior.noise_conditional else None)
+            map_batch(lambda clips: prior.log_prob(clips, SIGMA if prior.noise_conditional else None), xe)
 
     eval_times = seconds_per_call(eval_step, device, repeats, calls=2)
     train_rate = batch * crop * SOURCES / median(train_times)

@@ -7,6 +7,7 @@
 Sections (``compile``, torch.compile of the training step on and off, only when named): prior
 training/evaluation throughput (toy and small sizes; with ``--reference`` the published implementation's
 training step is timed beside ours at the toy sizes and the ratio reported), Langevin separation speed,
+the split over CPU cores (study.cores) on and off,
 sweep overhead/concurrency, what stage sharing saves (a shrunk noise_frontier with sharing on and off),
 tracking under load (32 processes against an mlflow server on sqlite and on PostgreSQL), and a trial's
 peak memory on a 10-hour stems folder against a 1-hour one. Medians of repeats, measured side by side in one run; no timing is ever asserted in tests.
@@ -22,6 +23,7 @@ from study.runtime import PRECISIONS, pick_device
 
 from .common import machine
 from .compile import bench_compile
+from .cores import bench_cores
 from .langevin import bench_langevin
 from .memory import bench_memory
 from .priors import bench_prior
@@ -29,7 +31,7 @@ from .sharing import bench_sharing
 from .sweep_overhead import bench_sweep
 from .tracking_load import bench_tracking
 
-SECTIONS = ("priors", "langevin", "compile", "sweep", "sharing", "tracking", "memory")
+SECTIONS = ("priors", "langevin", "cores", "compile", "sweep", "sharing", "tracking", "memory")
 DEFAULT_SECTIONS = [section for section in SECTIONS if section != "compile"]  # compiling takes minutes
 
 
@@ -67,6 +69,9 @@ def main(argv=None) -> None:
     if "langevin" in args.only:
         results["langevin"] = [bench_langevin(p, s, device, max(1, args.repeats // 2), precision=precision)
                                for s in args.sizes for p in args.priors for precision in args.precisions]
+    if "cores" in args.only:
+        results["cores"] = [bench_cores(p, s, device, args.repeats, precision=precision)
+                            for s in args.sizes for p in args.priors for precision in args.precisions]
     if "compile" in args.only:
         results["compile"] = [bench_compile(p, "toy", device, args.repeats, precision=precision)
                               for p in args.priors for precision in args.precisions]

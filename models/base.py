@@ -86,6 +86,10 @@ class Prior(nn.Module):
             x = x.requires_grad_(True)
             return torch.autograd.grad(self.log_prob(x, sigma).sum(), x)[0]
 
+    def initialized(self) -> bool:
+        """False until data-dependent initialisation (a flow's ActNorm) has seen its first training batch."""
+        return all(bool(flag) for name, flag in self.named_buffers() if name.rsplit(".", 1)[-1] == "initialized")
+
     def num_parameters(self, per_source: bool = False) -> int:
         total = sum(p.numel() for p in self.parameters())
         return total // self.num_sources if per_source else total

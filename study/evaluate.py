@@ -8,6 +8,7 @@ from study.metrics import (bits_per_sample, cross_likelihood, discrimination_met
                            logp_drop, per_source_auroc)
 from models.conditioning import as_sigma
 from study.ood import likelihood_ratio
+from study.cores import on_cores
 from study.runtime import autocast
 
 
@@ -49,10 +50,14 @@ def log_likelihoods(prior: Prior, clips: torch.Tensor, batch_size: int | None, d
     n, k, t = clips.shape
     batch_size = batch_size or auto_batch_size(t, device)
     out = torch.empty(n, k, k)
-    for start in range(0, n, batch_size):
+    starts = range(0, n, batch_size)
+
+    def one_pass(start: int) -> torch.Tensor:
         with autocast(device):
-            out[start:start + batch_size] = cross_log_likelihood(prior, clips[start:start + batch_size].to(device),
-                                                                 sigma).float().cpu()
+            return cross_log_likelihood(prior, clips[start:start + batch_size].to(device), sigma).float().cpu()
+
+    for start, loglik in zip(starts, on_cores(one_pass, starts, device)):  # the passes side by side on CPU cores
+        out[start:start + batch_size] = loglik
     return out
 
 

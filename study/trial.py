@@ -28,6 +28,7 @@ import yaml
 from models import Prior, build_prior, prior_checkpoint, prior_from_checkpoint
 from study.config import TrialConfig
 from study.configio import ConfigError, bounded, load_config
+from study.cores import map_batch
 from study.data import DataError, build_clips, mix
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.leases import Heartbeat, LeaseTable
@@ -280,8 +281,8 @@ class Trial:
         sigmas = [s for s, _ in levels]
 
         def score(i: int, s: torch.Tensor) -> torch.Tensor:
-            with autocast(self.device):
-                return level_priors[i].score(s, sigmas[i])
+            with autocast(self.device):  # the chains (mixtures) are independent: a share of them per CPU core
+                return map_batch(lambda chains: level_priors[i].score(chains, sigmas[i]), s)
 
         def sample(start: torch.Tensor | None):
             generator = torch.Generator(device=self.device).manual_seed(sep.seed)  # same noise for both starts
