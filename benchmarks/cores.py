@@ -2,7 +2,8 @@
 
 For each prior and precision, three things the trial does, timed alternately with the split on and off:
 the training step (study.train.loss_and_gradients, clipping, Adam), evaluation (log p of a round of
-passes) and Langevin steps (8 toy mixtures). Ratios > 1 mean the split pays. Nothing here is asserted.
+passes) and Langevin steps (8 toy mixtures). Ratios > 1 mean the split pays. Under bf16, Langevin is also
+timed against float32 without the split, the two changes together. Nothing here is asserted.
 """
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def bench_cores(name: str, size: str, device, repeats: int, batch: int = 2, prec
     row.update(on_against_off("eval", evaluate, device, repeats, clips.numel()))
     steps = 2
     langevin = langevin_run(prior, device, steps, precision)
-    row.update(on_against_off("langevin", langevin, device, max(1, repeats // 2), steps * MIXTURES * SOURCES * LENGTH))
+    chain_samples = steps * MIXTURES * SOURCES * LENGTH
+    row.update(on_against_off("langevin", langevin, device, max(1, repeats // 2), chain_samples))
+    if precision != "float32":  # both changes together, against float32 in one pass (the state before either)
+        before, after = alternating(switched(langevin_run(prior, device, steps, "float32"), False),
+                                    switched(langevin, True), device, max(1, repeats // 2))
+        row["langevin_over_float32_one_pass"] = round(median(before) / median(after), 2)
     row["units"] = "source-samples/s"
     return row
