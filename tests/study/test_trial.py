@@ -116,13 +116,18 @@ def test_nan_in_training_or_evaluation_fails_the_trial_with_a_reason(tmp_path, m
     from study.train import TrainingError
 
     real = WaveNet.log_prob
-    calls = {"n": 0}
+    real_step = torch.optim.Adam.step
+    steps = {"n": 0}  # optimiser steps taken, so the NaN lands at a step however the batch is split over cores
+
+    def counted_step(self, *args, **kwargs):
+        steps["n"] += 1
+        return real_step(self, *args, **kwargs)
 
     def nan_after_five(self, x, sigma=None):
-        calls["n"] += 1
         out = real(self, x, sigma)
-        return out * float("nan") if calls["n"] > 5 else out
+        return out * float("nan") if steps["n"] >= 5 else out
 
+    monkeypatch.setattr(torch.optim.Adam, "step", counted_step)
     monkeypatch.setattr(WaveNet, "log_prob", nan_after_five)
     cfg = tiny(training={"steps": 20}, separation={"enabled": False})
     with pytest.raises(TrainingError, match="non-finite training loss at step 5"):
