@@ -1,13 +1,14 @@
 """Timing helpers shared by the benchmarks: medians of repeats, device sync, a machine description."""
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
 
 import torch
 
-from study.runtime import pick_device
+from study.runtime import cpu_capability, pick_device
 
 
 def sync(device) -> None:
@@ -43,4 +44,6 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads, {gpu}, torch {torch.__version__}"
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (f"{cpu} (torch CPU capability {cpu_capability()}), {torch.get_num_threads()} torch threads, {gpu}, "
+            f"torch {torch.__version__}, load average {load}")

@@ -4,7 +4,8 @@
     python -m benchmarks.run --only priors --sizes small        # a subset
     python -m benchmarks.run --only priors --sizes toy --reference ~/src/unsupervised-source-separation
 
-Sections (``compile``, torch.compile of the training step on and off, only when named): prior
+Sections (``precision``: bf16 against float32 for one log p pass, to see whether this CPU does bf16 natively;
+``compile``, torch.compile of the training step on and off, only when named): prior
 training/evaluation throughput (toy and small sizes; with ``--reference`` the published implementation's
 training step is timed beside ours at the toy sizes and the ratio reported), Langevin separation speed,
 the split over CPU cores (study.cores) on and off,
@@ -19,19 +20,20 @@ import json
 
 import torch
 
-from study.runtime import PRECISIONS, pick_device
+from study.runtime import PRECISIONS, cpu_capability, pick_device
 
 from .common import machine
 from .compile import bench_compile
 from .cores import bench_cores
 from .langevin import bench_langevin
 from .memory import bench_memory
+from .precision import bench_precision
 from .priors import bench_prior
 from .sharing import bench_sharing
 from .sweep_overhead import bench_sweep
 from .tracking_load import bench_tracking
 
-SECTIONS = ("priors", "langevin", "cores", "compile", "sweep", "sharing", "tracking", "memory")
+SECTIONS = ("precision", "priors", "langevin", "cores", "compile", "sweep", "sharing", "tracking", "memory")
 DEFAULT_SECTIONS = [section for section in SECTIONS if section != "compile"]  # compiling takes minutes
 
 
@@ -63,6 +65,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     device = pick_device()
     results = {"machine": machine()}
+    if "precision" in args.only:
+        results["precision"] = [bench_precision(p, s, device, args.repeats) for s in args.sizes for p in args.priors]
     if "priors" in args.only:
         results["priors"] = [bench_prior(p, s, device, args.repeats, reference=args.reference, precision=precision)
                              for s in args.sizes for p in args.priors for precision in args.precisions]
@@ -86,6 +90,8 @@ def main(argv=None) -> None:
     print(f"device: {results['machine']}")
     for section in SECTIONS:
         if section in results:
+            for row in results[section]:  # bf16 figures mean nothing without it (30x slower when emulated)
+                row.setdefault("cpu", cpu_capability())
             print(f"\n### {section}\n\n{table(results[section])}")
     if args.json:
         with open(args.json, "w") as f:

@@ -57,7 +57,20 @@ def describe(sweep: SweepConfig) -> str:
     if sweep.search.num_samples > 1 and sweep.search.kind != "optuna":
         lines.append(f"  × {sweep.search.num_samples} samples each")
     lines.extend(describe_cost(sweep))
+    lines.append(describe_precision(sweep))
     return "\n".join(lines)
+
+
+def describe_precision(sweep: SweepConfig) -> str:
+    """The precision the trials will use on this machine (each node decides for itself, the same way)."""
+    import torch
+
+    from study.runtime import resolve_precision
+
+    requested = {str(tree.get("precision", "auto")) for tree in
+                 [sweep.base, *[trial_tree(sweep.base, point) for point in sweep.grid_points()]]}
+    device = torch.device("cuda" if sweep.resources.gpu and torch.cuda.is_available() else "cpu")
+    return "; ".join(resolve_precision(name, device).describe() for name in sorted(requested)) + " on this machine"
 
 
 def spaced(number: int) -> str:
@@ -174,6 +187,7 @@ def tune_trial(params: dict, *, base: dict, varied: set[str], sweep_name: str, t
 
     from study.config import TrialConfig
     from study.leases import LeaseTable, RayLeases
+    from study.runtime import cpu_capability, resolve_precision
     from study.store import StageStore
     from study.tracking import (CONFIG_TAG, SWEEP_TAG, client_for, finish, flatten, log_folder, log_metrics,
                                 logged_steps, open_child)
@@ -193,6 +207,8 @@ def tune_trial(params: dict, *, base: dict, varied: set[str], sweep_name: str, t
     # where the trial ran (it may move to another node after a restore)
     client.set_tag(run_id, "study.node_id", ray.get_runtime_context().get_node_id())
     client.set_tag(run_id, "study.node_ip", ray.util.get_node_ip_address())
+    client.set_tag(run_id, "study.precision", resolve_precision(cfg.precision, torch.device(cfg.device)).used)
+    client.set_tag(run_id, "study.cpu_capability", cpu_capability())
     logged = logged_steps(client, run_id, "stage") if reattached else set()
     if reattached:
         print(f"re-attached to MLflow run {run_id}; stages already logged: {sorted(logged)}")

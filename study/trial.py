@@ -36,7 +36,7 @@ from study.metrics import level_name, mixture_si_sdr, separation_metrics, si_sdr
 from study.ood import PooledSources, flac_log_density
 from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_curve, write_audio_examples,
                          write_matrix_csv)
-from study.runtime import autocast, pick_device, use_precision
+from study.runtime import autocast, pick_device, resolve_precision, use_precision
 from study.separate import LangevinSchedule, annealed_langevin
 from study.stages import (Stage, background_key, background_training, content_hash, evaluation_key, levels_up_to,
                           plan_stages, separation_key, separation_levels, stage_keys, stage_training)
@@ -345,9 +345,11 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
     _claim_folder(cfg, out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    use_precision(cfg.precision)
     trial = Trial(cfg, out_dir, store or StageStore(out_dir / "stages"), leases or LeaseTable(),
                   holder or default_holder(), log)
+    precision = resolve_precision(cfg.precision, trial.device)
+    use_precision(precision.used)
+    log(precision.describe())
     final = {}
     for stage, key in zip(trial.stages, trial.keys):
         prior, record = trial.stage_prior(stage)
