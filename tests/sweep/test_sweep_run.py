@@ -1,8 +1,10 @@
 """Real sweeps on local Ray, checked through the MLflow client: nesting, stage metrics, artifacts and failures.
 Interruption and resume are tested in test_resume.py."""
 
+import torch
 from mlflow.tracking import MlflowClient
 
+from study.runtime import cpu_capability, resolve_precision
 from study.sweep import load_sweep, run_sweep
 from study.tracking import PARENT_TAG
 
@@ -57,6 +59,9 @@ def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
     assert steps(client, noisy, "auroc") == [0, 1] and steps(client, noisy, "auroc_at_0.01") == [0, 1]
     assert steps(client, noisy, "si_sdr") == [1]
     assert noisy.data.params["training.steps"] == "20"
+    # what the trial ran in on this host, so runs from different hosts can be told apart
+    assert noisy.data.tags["study.precision"] == resolve_precision("auto", torch.device("cpu")).used
+    assert noisy.data.tags["study.cpu_capability"] == cpu_capability()
     files = {a.path for a in client.list_artifacts(noisy.info.run_id)}
     assert {"metrics.json", "config.yaml", "stage0", "stage1", "audio"} <= files
     stage1 = {a.path for a in client.list_artifacts(noisy.info.run_id, "stage1")}
