@@ -12,8 +12,8 @@ from pathlib import Path
 
 from study.configio import read_yaml
 from study.store import StageStore
-from study.sweep import run_sweep
-from study.sweep_config import SweepConfig
+from study.sweep.config import SweepConfig
+from study.sweep.driver import run_sweep
 
 SHRUNK = {
     "data": {"kind": "toy", "train_size": 200, "test_size": 50},
@@ -49,7 +49,7 @@ def steps_executed(store: StageStore) -> int:
 
 def waiting_seconds(summary) -> float:
     """Σ over trials and stages of the time a trial held its slot waiting for another trial's stage."""
-    from study.tracking import child_runs, client_for
+    from study.sweep.tracking import child_runs, client_for
 
     client = client_for(summary.tracking_uri)
     return sum(m.value for run in child_runs(client, summary.experiment_id, summary.parent_run_id)

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from study.config import TrialConfig
-from study.sweep import run_sweep
-from study.sweep_config import SweepConfig, trial_tree
+from study.sweep.config import SweepConfig, trial_tree
+from study.sweep.driver import run_sweep
 from study.trial import run_trial
 
 TRIALS = {

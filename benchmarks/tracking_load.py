@@ -4,7 +4,7 @@ on PostgreSQL, side by side in one run on one machine. Every write is then read 
     python -m benchmarks.run --only tracking                  # 32 processes per backend, the README table
     python -m benchmarks.tracking_load --processes 8          # the same, directly
 
-Each process logs one trial the way :func:`study.sweep.tune_trial` does: a run with its tags and every
+Each process logs one trial the way :func:`study.sweep.trainable.tune_trial` does: a run with its tags and every
 flattened config param, then per stage two tags, one batch of metrics (per-source and per-σ included) and
 the stage's result files, then the trial's result files and the end of the run. Client retries are off
 (``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0``), so a request that fails is counted, not hidden by a retry.
@@ -31,7 +31,7 @@ WORKER_TAG = "load.worker"
 
 def trial_params() -> dict[str, str]:
     from study.config import TrialConfig
-    from study.tracking import flatten
+    from study.sweep.tracking import flatten
 
     return flatten(TrialConfig().model_dump(mode="json", exclude={"threads", "device"}))
 
@@ -179,7 +179,7 @@ def missing_writes(client, artifacts_client, run_id: str, index: int, params: di
 
 def bench_tracking(processes: int = 32) -> list[dict]:
     """The same load against an ``mlflow server`` on sqlite and on PostgreSQL, one after the other."""
-    from study.servers import LocalPostgres, MlflowServer
+    from study.ops.servers import LocalPostgres, MlflowServer
 
     rows = []
     folder = Path(tempfile.mkdtemp(prefix="tracking-bench-"))

@@ -6,7 +6,8 @@ expires after ``LEASE_SECONDS`` and the next trial that asks takes the stage ove
 checkpoint in the store.
 
 In a sweep the table lives in one named Ray actor created by the driver, which every trial on every node
-reaches by name; a single trial without Ray uses a :class:`LeaseTable` in its own process.
+reaches by name (:mod:`study.sweep.leases`); a single trial without Ray uses a :class:`LeaseTable` in its own
+process.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import time
 
 # How long a lease lives without a heartbeat. A takeover waits at most this long after a claimant died.
 LEASE_SECONDS = float(os.environ.get("PRIOR_STUDY_LEASE_SECONDS", "60"))
-ACTOR_NAMESPACE = "prior-study"
 
 
 class LeaseTable:
@@ -45,38 +45,6 @@ class LeaseTable:
     def release(self, key: str, holder: str) -> None:
         if self.leases.get(key, ("",))[0] == holder:
             del self.leases[key]
-
-
-class RayLeases:
-    """The same interface as :class:`LeaseTable`, forwarded to the sweep's named lease actor."""
-
-    def __init__(self, actor_name: str):
-        import ray
-
-        self.actor = ray.get_actor(actor_name, namespace=ACTOR_NAMESPACE)
-
-    def claim(self, key: str, holder: str) -> tuple[bool, str]:
-        import ray
-
-        return tuple(ray.get(self.actor.claim.remote(key, holder)))
-
-    def renew(self, key: str, holder: str) -> bool:
-        import ray
-
-        return ray.get(self.actor.renew.remote(key, holder))
-
-    def release(self, key: str, holder: str) -> None:
-        import ray
-
-        ray.get(self.actor.release.remote(key, holder))
-
-
-def start_lease_actor(name: str):
-    """Create (or find) the sweep's lease actor; owned by the driver, so it ends with the sweep."""
-    import ray
-
-    actor = ray.remote(num_cpus=0)(LeaseTable)
-    return actor.options(name=name, namespace=ACTOR_NAMESPACE, get_if_exists=True).remote(LEASE_SECONDS)
 
 
 class Heartbeat:

@@ -19,26 +19,40 @@ Sampler settings beyond BASIS, each a sweepable field of :class:`LangevinSchedul
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Literal
 
 import torch
+
+from study.config import SeparationConfig
 
 ScoreFn = Callable[[int, torch.Tensor], torch.Tensor]
 """(level index i, sources s: [B, K, T]) -> ∇_s Σ_k log p_k^{σ_i}(s_k): [B, K, T]."""
 
 
+_SETTINGS = SeparationConfig()  # the sampler's defaults have one home: the separation config
+
+
 @dataclass
 class LangevinSchedule:
+    """The noise levels, and the sampler settings of :class:`study.config.SeparationConfig` (same names; a
+    trial builds it with :meth:`from_config`)."""
+
     sigmas: list[float]  # decreasing noise levels
-    steps_per_level: int = 100
-    epsilon: float = 2e-5
-    init: Literal["mixture", "noise", "projected"] = "mixture"
-    rule: Literal["gaussian", "dirac"] = "gaussian"
-    likelihood_scale: float = 1.0  # γ_i² = scale · σ_i² · Σ α_k²
-    bound: float = 30.0  # iterates leaving [-bound, bound] count as divergence
-    predictor: Literal["none", "reverse_diffusion"] = "none"
-    steps_growth: float = 1.0  # steps at the last level / steps at the first
+    steps_per_level: int = _SETTINGS.steps_per_level
+    epsilon: float = _SETTINGS.epsilon
+    init: Literal["mixture", "noise", "projected"] = _SETTINGS.init
+    rule: Literal["gaussian", "dirac"] = _SETTINGS.rule
+    likelihood_scale: float = _SETTINGS.likelihood_scale  # γ_i² = scale · σ_i² · Σ α_k²
+    bound: float = _SETTINGS.bound  # iterates leaving [-bound, bound] count as divergence
+    predictor: Literal["none", "reverse_diffusion"] = _SETTINGS.predictor
+    steps_growth: float = _SETTINGS.steps_growth  # steps at the last level / steps at the first
+
+    @classmethod
+    def from_config(cls, sigmas: list[float], config: SeparationConfig) -> LangevinSchedule:
+        """The schedule over ``sigmas`` with every sampler setting taken from ``config`` by name."""
+        names = [f.name for f in fields(cls) if f.name != "sigmas"]
+        return cls(sigmas=list(sigmas), **config.model_dump(include=set(names)))
 
     def step_size(self, i: int) -> float:
         """Song & Ermon's rule: η_i = ε·σ_i²/σ_L², the step shrinking with the noise level."""

@@ -24,10 +24,19 @@ NOT_WEIGHTS = {"log_every", "checkpoint_every"}  # training settings that do not
 
 @dataclass(frozen=True)
 class Stage:
+    """One training phase. All of its σ policy is decided here, once, by :func:`plan_stages`."""
+
     index: int
-    sigma: float  # training noise level of this stage (0 = clean)
+    sigma: float  # the stage's noise level (0 = clean): what names and keys it
     steps: int
     init_from: int | None  # stage whose weights this stage starts from; None = random init
+    ladder: tuple[float, ...] | None = None  # the levels a σ-conditional prior trains on; None: unconditional
+    floor: float = 0.0  # the lowest level it trains at (a score prior cannot learn at σ = 0)
+
+    @property
+    def train_sigma(self) -> float:
+        """The level training noise is drawn up to (a score prior's clean stage trains at the floor)."""
+        return max(self.sigma, self.floor)
 
 
 def content_hash(tree, length: int = KEY_LENGTH) -> str:
@@ -48,16 +57,26 @@ def plan_stages(cfg: TrialConfig) -> list[Stage]:
     """The stages of ``cfg.schedule`` (see :class:`study.config.ScheduleConfig`)."""
     target, steps = cfg.schedule.sigma, cfg.training.steps
     finetune = cfg.schedule.finetune_steps if cfg.schedule.finetune_steps is not None else steps
+    noise = noise_policy(cfg)
     if cfg.schedule.kind == "scratch":
-        return [Stage(0, target, steps, None)]
-    stages = [Stage(0, 0.0, steps, None)]
+        return [Stage(0, target, steps, None, **noise)]
+    stages = [Stage(0, 0.0, steps, None, **noise)]
     if target == 0:
         return stages
     levels = levels_up_to(cfg.schedule.ladder, target, include_sigma=False) if cfg.schedule.kind == "chained" else []
     for sigma in [*levels, target]:
         previous = stages[-1].index
-        stages.append(Stage(previous + 1, sigma, finetune, previous if cfg.schedule.kind == "chained" else 0))
+        stages.append(Stage(previous + 1, sigma, finetune, previous if cfg.schedule.kind == "chained" else 0, **noise))
     return stages
+
+
+def noise_policy(cfg: TrialConfig) -> dict:
+    """The ladder a σ-conditional prior trains on (the configured one, for every prior the trial trains) and its
+    floor: a score prior has no σ = 0, so its clean stage trains at the ladder's lowest level."""
+    if not is_noise_conditional(cfg):
+        return {"ladder": None, "floor": 0.0}
+    ladder = tuple(cfg.schedule.ladder)
+    return {"ladder": ladder, "floor": min(ladder) if PRIORS[cfg.prior.name].trained_by == "denoising" else 0.0}
 
 
 def stage_training(cfg: TrialConfig, stage: Stage) -> TrainingConfig:
@@ -115,10 +134,19 @@ def background_training(cfg: TrialConfig) -> TrainingConfig:
     return cfg.training.model_copy(update={"steps": cfg.evaluation.background_steps or cfg.training.steps})
 
 
+def background_stage(cfg: TrialConfig) -> Stage:
+    """The background prior's one clean stage, with the trial's noise policy."""
+    return Stage(0, 0.0, background_training(cfg).steps, None, **noise_policy(cfg))
+
+
 def background_key(cfg: TrialConfig) -> str:
-    """The key of the background prior (one source, all sources pooled, clean)."""
-    return content_hash({"background": True, "data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
-                         "training": _training_identity(background_training(cfg), 0.0, False)})
+    """The key of the background prior (one source, all sources pooled, clean). A σ-conditional one trains
+    over the configured ladder, which is then part of its key."""
+    tree = {"background": True, "data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
+            "training": _training_identity(background_training(cfg), 0.0, False)}
+    if is_noise_conditional(cfg):
+        tree["ladder"] = list(cfg.schedule.ladder)
+    return content_hash(tree)
 
 
 def evaluation_key(cfg: TrialConfig, stage: Stage, key: str) -> str:

@@ -22,14 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from models import PRIORS, Prior, build_prior, prior_checkpoint
-from study.config import DataConfig, NoiseConfig, PriorConfig, TrainingConfig, geometric_ladder
+from study.config import DataConfig, NoiseConfig, PriorConfig, TrainingConfig, TrialConfig
 from study.configio import ConfigError, bounded, validate
 from study.cores import batch_parts, on_cores
 from study.data import DataError, build_clips
 from study.evaluate import cross_log_likelihood, log_likelihoods
 from study.metrics import cross_likelihood
 from study.runtime import autocast, pick_device
-from study.stages import levels_up_to
+from study.stages import levels_up_to, plan_stages
 from study.store import write_local
 
 
@@ -166,23 +166,26 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, checkpoint: Path | None = None,
-          device: torch.device | None = None, log: Callable[[str], None] = print, resume: bool = True, ladder=None,
+def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, *, ladder=None,
+          checkpoint: Path | None = None, device: torch.device | None = None, log: Callable[[str], None] = print,
           on_checkpoint: Callable[[Path], None] | None = None) -> TrainingResult:
     """Train ``prior`` (all sources at once) on crops from ``data`` (a clip source of matching K), with
     training noise of level ``sigma`` added as ``cfg.noise`` says.
 
-    ``ladder``: the noise levels a noise-conditional prior trains on (default: the geometric 1.0 → 0.01).
+    ``ladder``: the noise levels a σ-conditional prior trains on, and ``sigma`` the highest it is trained at;
+    stage planning decides both (:class:`study.stages.Stage`: ``ladder``, ``train_sigma``).
 
     Resumes from ``checkpoint`` when it exists (model, optimiser, schedule and step); saves to it every
-    ``cfg.checkpoint_every`` steps and at the end, then calls ``on_checkpoint(path)`` (e.g. to upload it). Raises :class:`TrainingError` on a non-finite loss.
+    ``cfg.checkpoint_every`` steps and at the end, then calls ``on_checkpoint(path)`` (e.g. to upload it).
+    Raises :class:`TrainingError` on a non-finite loss.
     """
+    if prior.noise_conditional and not ladder:
+        raise ValueError(f"{prior.name} is σ-conditional: train it over a ladder of noise levels (study.stages)")
     device = device or pick_device()
-    ladder = ladder or geometric_ladder()
     prior.to(device).train()
     optimizer, scheduler = make_optimizer(prior, cfg)
     start = 0
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
+    if checkpoint is not None and Path(checkpoint).is_file():
         record = load_checkpoint(checkpoint)
         prior.load_state_dict(record["prior"]["state_dict"])
         optimizer.load_state_dict(record["optimizer"])
@@ -196,9 +199,7 @@ def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, checkpoin
         clean = data.training_batch(step_generator(cfg.seed, step, 0), cfg.batch_size)
         noise_rng = step_generator(cfg.seed, step, 1)
         if prior.noise_conditional:
-            # a score prior cannot learn at σ = 0: its "clean" stage trains at the ladder's lowest level
-            floor = min(ladder) if prior.trained_by == "denoising" else 0.0
-            told = draw_sigmas(max(sigma, floor), cfg.noise, ladder, clean.shape[:2], noise_rng)
+            told = draw_sigmas(sigma, cfg.noise, ladder, clean.shape[:2], noise_rng)
             x = add_conditional_noise(clean, told, cfg.noise, noise_rng)
             told = told.to(device)
         else:
@@ -265,6 +266,10 @@ def main(argv=None) -> int:
         cfg = validate(TrainingConfig, {"steps": args.steps, "batch_size": args.batch_size, "crop": args.crop,
                                         "lr": args.lr, "seed": args.seed, "log_every": max(1, args.steps // 10),
                                         "noise": {"mode": args.noise_mode, "clip": args.clip}})
+        # one scratch stage at --sigma: stage planning decides the ladder and floor of σ-conditional priors
+        stage = plan_stages(validate(TrialConfig, {"data": data_cfg.model_dump(), "prior": prior_cfg.model_dump(),
+                                                   "training": cfg.model_dump(),
+                                                   "schedule": {"kind": "scratch", "sigma": args.sigma}}))[0]
         train_clips = build_clips(data_cfg, "train", cfg.crop)
     except (ConfigError, DataError) as error:  # the user's to fix: one line, no traceback
         print(f"error: {bounded(str(error))}", file=sys.stderr)
@@ -273,7 +278,7 @@ def main(argv=None) -> int:
     prior = build_prior(prior_cfg.name, prior_cfg.preset, num_sources=len(train_clips.sources), **prior_cfg.hparams)
     print(f"{prior.name} ({prior_cfg.preset}): {prior.num_parameters(per_source=True):,} parameters per source, "
           f"{len(train_clips.sources)} sources {train_clips.sources}")
-    result = train(prior, train_clips, cfg, args.sigma, checkpoint=args.out)
+    result = train(prior, train_clips, cfg, stage.train_sigma, ladder=stage.ladder, checkpoint=args.out)
     print(f"trained {result.step} steps in {result.wall_seconds:.1f} s ({result.source_samples_per_second:,.0f} source-samples/s)")
     test = build_clips(data_cfg, "test", cfg.crop)
     bits = held_out_bits(prior, test.clips(range(min(args.eval_clips, len(test)))))

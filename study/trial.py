@@ -29,7 +29,7 @@ from models import Prior, build_prior, prior_checkpoint, prior_from_checkpoint
 from study.config import TrialConfig
 from study.configio import ConfigError, bounded, load_config
 from study.cores import map_batch
-from study.data import DataError, build_clips, mix
+from study.data import DataError, build_clips, mix, mixing_weights
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.leases import Heartbeat, LeaseTable
 from study.metrics import level_name, mixture_si_sdr, separation_metrics, si_sdr
@@ -38,8 +38,8 @@ from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_cur
                          write_matrix_csv)
 from study.runtime import autocast, pick_device, resolve_precision, use_precision
 from study.separate import LangevinSchedule, annealed_langevin
-from study.stages import (Stage, background_key, background_training, content_hash, evaluation_key, levels_up_to,
-                          plan_stages, separation_key, separation_levels, stage_keys, stage_training)
+from study.stages import (Stage, background_key, background_stage, background_training, content_hash, evaluation_key,
+                          levels_up_to, plan_stages, separation_key, separation_levels, stage_keys, stage_training)
 from study.store import StageStore, StoreError, dumps_json, write_local
 from study.train import load_checkpoint, train
 
@@ -161,7 +161,7 @@ class Trial:
             self.priors[key] = prior_from_checkpoint(self.store.read_torch(f"{key}/prior.pt")).to(self.device)
         return self.priors[key]
 
-    def train_into_store(self, key: str, prior: Prior, data, training, sigma: float, ladder=None) -> None:
+    def train_into_store(self, key: str, prior: Prior, data, training, stage: Stage) -> None:
         """Train ``prior`` into ``<key>/``: resumes from the stored mid-stage checkpoint, uploads each new one,
         then writes the prior and a training record (an attempt record marks every start)."""
         local = self.out_dir / "checkpoints" / key
@@ -176,14 +176,14 @@ class Trial:
         self.store.write_json(f"{key}/attempts/{time.time():.3f}-{uuid.uuid4().hex[:6]}.json",
                               {"holder": self.holder, "pid": os.getpid(), "start_step": start,
                                "steps": training.steps})
-        trained = train(prior, data, training, sigma, checkpoint=checkpoint, device=self.device, log=self.log,
-                        ladder=ladder,
+        trained = train(prior, data, training, stage.train_sigma, ladder=stage.ladder, checkpoint=checkpoint,
+                        device=self.device, log=self.log,
                         on_checkpoint=lambda path: self.store.write_bytes(f"{key}/train.pt", path.read_bytes()))
         self.store.write_torch(f"{key}/prior.pt", prior_checkpoint(prior))
         self.store.write_json(f"{key}/training.json", {
             "holder": self.holder, "steps": training.steps, "start_step": start, "train_seconds": trained.wall_seconds,
             "train_source_samples_per_s": trained.source_samples_per_second, "training": training.model_dump(mode="json"),
-            "sigma": sigma})
+            "sigma": stage.sigma})
         self.store.delete(f"{key}/train.pt")  # the finished prior is what later stages start from
 
     def _train_background(self) -> None:
@@ -193,7 +193,7 @@ class Trial:
         torch.manual_seed(cfg.training.seed)
         prior = build_prior(cfg.prior.name, cfg.prior.preset, num_sources=1, **cfg.prior.hparams)
         self.train_into_store(background_key(cfg), prior, PooledSources(self.train_clips), background_training(cfg),
-                              sigma=0.0)
+                              background_stage(cfg))
 
     # --- stages -----------------------------------------------------------------------------------------
     def stage_prior(self, stage: Stage) -> tuple[Prior, dict]:
@@ -210,8 +210,7 @@ class Trial:
                 torch.manual_seed(self.cfg.training.seed)
                 prior = build_prior(self.cfg.prior.name, self.cfg.prior.preset,
                                     num_sources=len(self.train_clips.sources), **self.cfg.prior.hparams)
-            self.train_into_store(key, prior, self.train_clips, stage_training(self.cfg, stage), stage.sigma,
-                                  ladder=self.cfg.schedule.ladder)
+            self.train_into_store(key, prior, self.train_clips, stage_training(self.cfg, stage), stage)
 
         prior, record = self.obtain(key, title, build)
         if record["reused"]:
@@ -247,8 +246,7 @@ class Trial:
     def separate(self) -> dict:
         """Annealed Langevin over the stage priors on fixed test mixtures (stored by separation key)."""
         cfg, sep = self.cfg, self.cfg.separation
-        last = self.load(self.keys[-1])
-        levels = separation_levels(self.stages, sep, cfg.schedule.ladder if last.noise_conditional else None)
+        levels = separation_levels(self.stages, sep, self.stages[-1].ladder)
         stored = f"{self.keys[-1]}/separation/{separation_key(cfg, levels, self.keys)}"
 
         def build() -> None:
@@ -269,8 +267,7 @@ class Trial:
         references = clips.clips(range(min(sep.mixtures, len(clips))))
         mixtures = mix(references)
         k = references.shape[1]
-        schedule = LangevinSchedule([s for s, _ in levels], sep.steps_per_level, sep.epsilon, sep.init, sep.rule,
-                                    sep.likelihood_scale, sep.bound, sep.predictor, sep.steps_growth)
+        schedule = LangevinSchedule.from_config([s for s, _ in levels], sep)
         level_priors = [self.load(self.keys[i]) for _, i in levels]
         for prior in level_priors:
             prior.eval()
@@ -286,7 +283,7 @@ class Trial:
 
         def sample(start: torch.Tensor | None):
             generator = torch.Generator(device=self.device).manual_seed(sep.seed)  # same noise for both starts
-            return annealed_langevin(score, mixtures.to(self.device), torch.full((k,), 1.0 / k), schedule, generator,
+            return annealed_langevin(score, mixtures.to(self.device), mixing_weights(k), schedule, generator,
                                      keep_levels=True, start=start)
 
         t0 = time.perf_counter()

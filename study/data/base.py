@@ -43,8 +43,14 @@ def normalise(signal: np.ndarray, mode: str) -> np.ndarray:
     return (signal / scale).astype(np.float32) if scale > 0 else signal.astype(np.float32)
 
 
+def mixing_weights(num_sources: int) -> torch.Tensor:
+    """The study's mixing weights α_k = 1/K: a mixture is the mean of its sources (:func:`mix`)."""
+    return torch.full((num_sources,), 1.0 / num_sources)
+
+
 def mix(sources: torch.Tensor) -> torch.Tensor:
-    """The study's mixture: the mean of the sources (α_k = 1/K). [..., K, T] -> [..., T]."""
+    """The study's mixture Σ_k α_k s_k with α = :func:`mixing_weights`, i.e. the mean of the sources
+    (computed as the mean: the same bits as every earlier result). [..., K, T] -> [..., T]."""
     return sources.mean(dim=-2)
 
 

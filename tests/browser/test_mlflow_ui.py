@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from study.servers import MlflowServer
+from study.ops.servers import MlflowServer
 
 from ..sweep.conftest import write_sweep
 

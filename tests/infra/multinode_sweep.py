@@ -9,7 +9,8 @@ import sys
 
 from ray.cluster_utils import Cluster
 
-from study.sweep import load_sweep, run_sweep
+from study.sweep.cli import load_sweep
+from study.sweep.driver import run_sweep
 
 
 def main(path: str) -> None:

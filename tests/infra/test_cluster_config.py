@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from study.cluster import check_cluster_config, main
+from study.ops.cluster import check_cluster_config, main
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 
@@ -85,7 +85,7 @@ def test_kuberay_job_runs_the_sweep_and_tears_down():
 
 # --- tracking durability and authentication -----------------------------------------------------------------
 def test_shipped_configs_give_durable_authenticated_tracking():
-    from study.cluster import check
+    from study.ops.cluster import check
 
     assert check([INFRA / "cluster.yaml"]) == ([], [])
     assert check([INFRA / "mlflow.yaml", INFRA / "kuberay.yaml"]) == ([], [])
@@ -97,7 +97,7 @@ def sqlite_on_the_head(c):
 
 
 def test_tracking_that_dies_with_the_head_is_warned_about(tmp_path):
-    from study.cluster import check
+    from study.ops.cluster import check
 
     errors, warnings = check([variant(tmp_path, sqlite_on_the_head)])
     assert errors == []
@@ -148,7 +148,7 @@ def wrong_service(tracking, job):
 ], ids=["database without a volume claim", "server without auth", "trials without credentials",
         "tracking URI of an undefined Service"])
 def test_kubernetes_tracking_problems_are_warned_about(tmp_path, change, expected, capsys):
-    from study.cluster import check
+    from study.ops.cluster import check
 
     errors, warnings = check(manifests(tmp_path, change))
     assert errors == [] and len(warnings) >= 1 and any(expected in w for w in warnings), warnings

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.servers import MlflowServer
-from study.tracking import PARENT_TAG
+from study.ops.servers import MlflowServer
+from study.sweep.tracking import PARENT_TAG
 
 from ..sweep.conftest import write_sweep
 

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmarks.tracking_load import STAGES, missing_writes, run_load, trial_params
-from study.servers import LocalPostgres, MlflowServer, write_auth_config
+from study.ops.servers import LocalPostgres, MlflowServer, write_auth_config
 
 from ..sweep.conftest import write_sweep
 from ..sweep.test_sweep_run import steps

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from models import build_prior, stack_sources
-from study.config import NoiseConfig, TrainingConfig
+from study.config import NoiseConfig, TrainingConfig, geometric_ladder
 from study.data import ToyOscillators
 from study.train import TrainingError, add_training_noise, held_out_bits, train
 
@@ -109,7 +109,7 @@ def test_noise_conditional_training_learns_to_use_sigma():
     torch.manual_seed(0)
     prior = build_prior("wavenet_nc", preset="tiny")
     config = cfg(steps=250, crop=512)
-    train(prior, ToyOscillators("train", 300, 512, sources=("sin",)), config, 0.36, **QUIET)
+    train(prior, ToyOscillators("train", 300, 512, sources=("sin",)), config, 0.36, ladder=geometric_ladder(), **QUIET)
     clean = ToyOscillators("test", 32, 512, sources=("sin",), amplitude=1.0).clips(range(32))
     noisy = clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(3))
     prior.eval()

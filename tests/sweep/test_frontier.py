@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from study.frontier import pareto_mask, parse_objectives
+from study.sweep.frontier import pareto_mask, parse_objectives
 
 
 def brute_force(values, directions):

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from study.sweep import main
+from study.sweep.cli import main
 
 from .conftest import TINY_BASE, write_sweep
 
@@ -173,7 +173,7 @@ def test_malformed_flags(tmp_path, capsys, flags, expected):
 
 def test_yaml_1_2_floats_are_numbers(tmp_path):
     """``lr: 1e-3`` is a number (YAML 1.1 would make it a string, which strict types then reject)."""
-    from study.sweep import load_sweep
+    from study.sweep.cli import load_sweep
 
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({"name": "floats", "base": TINY_BASE}) + "")
@@ -183,8 +183,8 @@ def test_yaml_1_2_floats_are_numbers(tmp_path):
 
 def test_merge_semantics_are_shared_by_set_and_space(tmp_path):
     """A mapping assigned through --set or a space value merges into the section; a scalar replaces."""
-    from study.sweep import load_sweep
-    from study.sweep_config import trial_tree
+    from study.sweep.cli import load_sweep
+    from study.sweep.config import trial_tree
 
     path = write_sweep(tmp_path)
     sweep = load_sweep(path, ["base.prior={preset: small}"])

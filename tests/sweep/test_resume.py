@@ -11,7 +11,8 @@ import time
 import pytest
 
 from study.store import StageStore
-from study.sweep import load_sweep, run_sweep
+from study.sweep.cli import load_sweep
+from study.sweep.driver import run_sweep
 
 from .conftest import KILLABLE_BASE, write_sweep
 from .test_sweep_run import runs_of

@@ -11,7 +11,7 @@ import pytest
 
 from study.store import StageStore
 
-from study.servers import free_port
+from study.ops.servers import free_port
 from .conftest import KILLABLE_BASE, write_sweep
 from .test_resume import assert_no_metric_logged_twice, run_driver, stage_folders, wait_for_second_stage
 from .test_sweep_run import runs_of

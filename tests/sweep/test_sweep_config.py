@@ -4,8 +4,8 @@ import os
 import pytest
 import yaml
 
-from study.sweep import main
-from study.sweep_config import SweepConfig
+from study.sweep.cli import main
+from study.sweep.config import SweepConfig
 
 from .conftest import write_sweep
 
@@ -95,7 +95,7 @@ def test_dry_run_counts_and_lists_the_grid(tmp_path, capsys):
 def test_shipped_sweeps_validate(name, capsys):
     from pathlib import Path
 
-    from study.sweep import load_sweep
+    from study.sweep.cli import load_sweep
 
     root = Path(__file__).resolve().parents[2]
     sweep = load_sweep(root / "sweeps" / f"{name}.yaml", [])
@@ -105,7 +105,7 @@ def test_shipped_sweeps_validate(name, capsys):
 
 
 def test_cli_flags_override_yaml(tmp_path):
-    from study.sweep import load_sweep
+    from study.sweep.cli import load_sweep
 
     sweep = load_sweep(write_sweep(tmp_path), ["base.training.steps=7"], tracking_uri="http://127.0.0.1:5000",
                        storage="s3://bucket/path", max_concurrent=3)

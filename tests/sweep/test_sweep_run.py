@@ -5,8 +5,9 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from study.runtime import cpu_capability, resolve_precision
-from study.sweep import load_sweep, run_sweep
-from study.tracking import PARENT_TAG
+from study.sweep.cli import load_sweep
+from study.sweep.driver import run_sweep
+from study.sweep.tracking import PARENT_TAG
 
 from .conftest import write_sweep
 
@@ -73,7 +74,7 @@ def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
 
 def test_resources_no_node_can_hold_fail_fast(tmp_path, ray_session, capsys):
     """resources.cpu: 64 on a 2-CPU Ray: exit 2 at once (Tune would wait forever), nothing created."""
-    from study.sweep import main
+    from study.sweep.cli import main
 
     path = write_sweep(tmp_path, resources={"cpu": 64})
     before = sorted(p.name for p in tmp_path.iterdir())

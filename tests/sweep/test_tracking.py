@@ -5,9 +5,9 @@ import traceback
 import subprocess
 import sys
 
-from study.tracking import client_for
+from study.sweep.tracking import client_for
 
-OPEN_AND_CREATE = ("import sys; from study.tracking import client_for, ensure_experiment; "
+OPEN_AND_CREATE = ("import sys; from study.sweep.tracking import client_for, ensure_experiment; "
                    "ensure_experiment(client_for(sys.argv[1]), sys.argv[2])")
 
 
@@ -23,7 +23,7 @@ def test_concurrent_first_use_of_a_sqlite_store_is_safe(tmp_path):
 
 
 def test_error_tag_keeps_the_final_exception_and_a_finish_clears_it(tmp_path):
-    from study.tracking import ERROR_TAG, finish
+    from study.sweep.tracking import ERROR_TAG, finish
 
     client = client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.create_run(client.create_experiment("e"))

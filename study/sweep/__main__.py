@@ -1,0 +1,5 @@
+import sys
+
+from study.sweep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,230 @@
+"""The sweep's driver: start Ray, open the parent run, run every trial under Tune, close what is left open and
+end with the frontier and one summary. Every trial is :func:`study.sweep.trainable.tune_trial`."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+# Ray and Tune read these when they are imported: set before the imports below
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# si_sdr exists only after the last stage; earlier stage results legitimately lack it
+os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+# one checkpoint per stage is the design; Tune's "snapshotting too often" warning is noise here
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# Tune's newer console output infers its columns and cannot be told which; the classic reporter can
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+import ray  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+from ray import tune  # noqa: E402
+
+from study.configio import ConfigError, excerpt  # noqa: E402
+from study.store import default_store_uri  # noqa: E402
+from study.sweep.config import SweepConfig  # noqa: E402
+from study.sweep.frontier import log_frontier  # noqa: E402
+from study.sweep.labels import labelled, varied_settings  # noqa: E402
+from study.sweep.leases import start_lease_actor  # noqa: E402
+from study.sweep.signals import StopSignals  # noqa: E402
+from study.sweep.tracking import (absolute_tracking_uri, child_runs, client_for, close_dangling,  # noqa: E402
+                                  default_artifact_location, ensure_experiment, open_parent)
+from study.sweep.trainable import TrialContext, trial_config, tune_trial  # noqa: E402
+from study.sweep.tuning import console_reporter, param_space, search_algorithm, trial_scheduler  # noqa: E402
+
+
+@dataclass
+class SweepSummary:
+    finished: int
+    failed: int
+    interrupted: int  # the signal that stopped the sweep (0: it ran to the end)
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    name: str = ""
+    experiment: str = ""
+    stages: int = 0  # stages the trials ran ...
+    reused: int = 0  # ... of which taken from the stage store instead of trained
+    seconds: float = 0.0
+    store: str = ""
+
+    def describe(self) -> str:
+        """The one summary a sweep ends with: how it ended, what was reused, and where the results are."""
+        minutes, seconds = divmod(round(self.seconds), 60)
+        how = (f"stopped by {signal.Signals(self.interrupted).name}" if self.interrupted else "done")
+        link = f"#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"  # the model-training view
+        if self.tracking_uri.startswith("http"):
+            open_it = f"  open:    {self.tracking_uri.rstrip('/')}/{link}"
+        else:
+            open_it = (f"  open:    mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1 --port 5000\n"
+                       f"           then http://127.0.0.1:5000/{link}")
+        return "\n".join([
+            f"sweep {self.name!r} {how} after {minutes} min {seconds} s: {self.finished} trials finished, "
+            f"{self.failed} failed; {self.reused} of {self.stages} stages reused from the stage store",
+            f"  results: MLflow experiment {self.experiment!r}, sweep run {self.parent_run_id} (trials nested "
+            f"under it; frontier.png, dilemma.png, study_summary.csv on it); stages in {self.store}",
+            open_it])
+
+
+def storage_root(sweep: SweepConfig) -> str:
+    """Absolute local path, or a URI (s3://, gs://, …) left as is."""
+    return sweep.storage if "://" in sweep.storage else str(Path(sweep.storage).expanduser().resolve())
+
+
+def absolute_paths(base: dict) -> dict:
+    """Resolve relative data paths on the driver: trials run in other working directories."""
+    tree = dict(base)
+    data = dict(tree.get("data", {}))
+    for key in ("root", "cache_dir"):
+        if data.get(key) and "://" not in str(data[key]):
+            data[key] = str(Path(data[key]).expanduser().resolve())
+    if data:
+        tree["data"] = data
+    return tree
+
+
+def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "auto", log=print,
+              resume_command: str | None = None) -> SweepSummary:
+    """Run (``auto``: resume if this sweep's state exists, else start), ``resume`` or ``restart`` a sweep.
+    ``resume_command`` is what the user is told to run after an interruption."""
+    started = time.perf_counter()
+    root = storage_root(sweep)
+    experiment_path = f"{root}/{sweep.name}"
+    can_restore = tune.Tuner.can_restore(experiment_path)
+    if mode == "resume" and not can_restore:
+        raise ConfigError(f"--resume: no saved state of sweep {sweep.name!r} under {root}")
+    restore = can_restore and mode != "restart"
+    if not ray.is_initialized():
+        ray.init(address=sweep.ray.address, include_dashboard=False) if sweep.ray.address else ray.init(
+            include_dashboard=False)
+    check_resources(sweep)
+    if mode == "restart" and can_restore and "://" not in root:
+        shutil.rmtree(experiment_path)
+    uri, client, experiment_id = open_experiment(sweep)
+    parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
+    log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
+    context = TrialContext(base=absolute_paths(sweep.base), varied=varied_settings(sweep), sweep_name=sweep.name,
+                           tracking_uri=uri, experiment_id=experiment_id, parent_id=parent_id,
+                           cpus=sweep.resources.cpu, gpus=sweep.resources.gpu, store_uri=default_store_uri(root),
+                           lease_actor=f"stage-leases-{sweep.name}" if sweep.share_stages else None)
+    leases = start_lease_actor(context.lease_actor) if context.lease_actor else None  # alive for the whole sweep
+    if restore:
+        log(f"resuming sweep {sweep.name!r} from {experiment_path}")
+    tuner = make_tuner(sweep, context, root, experiment_path if restore else None)
+    finished, failed, reasons, interrupted = fit(tuner)
+    if leases is not None:
+        ray.kill(leases)
+    summary = SweepSummary(finished, failed, interrupted, parent_id, experiment_id, uri, sweep.name,
+                           sweep.experiment_name, store=context.store_uri)
+    close_sweep(sweep, client, summary, reasons, log, resume_command or shlex.join(
+        ["python", "-m", "study.sweep", str(sweep_file), "--resume"]))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def open_experiment(sweep: SweepConfig) -> tuple[str, MlflowClient, str]:
+    """The tracking URI made absolute, its client and the sweep's experiment id; an unusable URI is the
+    user's to fix (exit 2)."""
+    uri = absolute_tracking_uri(sweep.mlflow.tracking_uri)
+    try:
+        client = client_for(uri)
+        experiment_id = ensure_experiment(client, sweep.experiment_name,
+                                          default_artifact_location(uri, sweep.experiment_name))
+    except (MlflowException, OSError) as error:
+        raise ConfigError(f"mlflow.tracking_uri: cannot open {uri} ({excerpt(str(error), 300)})") from None
+    return uri, client, experiment_id
+
+
+def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_from: str | None) -> tune.Tuner:
+    """A new Tuner for the sweep, or the saved one at ``restore_from``."""
+    trainable = tune.with_resources(tune.with_parameters(tune_trial, context=context),
+                                    {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
+    if restore_from:
+        return tune.Tuner.restore(restore_from, trainable, resume_errored=True)
+
+    def name(trial) -> str:
+        return labelled(trial_config(trial.config, context), trial.config, context.varied, trial.trial_id)
+
+    return tune.Tuner(
+        trainable, param_space=param_space(sweep),
+        tune_config=tune.TuneConfig(search_alg=search_algorithm(sweep), scheduler=trial_scheduler(sweep),
+                                    num_samples=sweep.search.num_samples,
+                                    max_concurrent_trials=sweep.max_concurrent if sweep.search.kind == "optuna" else None,
+                                    trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=name),
+        run_config=tune.RunConfig(name=sweep.name, storage_path=root, verbose=1,
+                                  progress_reporter=console_reporter(sweep),
+                                  failure_config=tune.FailureConfig(max_failures=sweep.failure.max_failures)))
+
+
+def fit(tuner: tune.Tuner) -> tuple[int, int, dict[str, str], int]:
+    """Run the trials: (finished, failed, why each failed trial ended by Tune id, the signal that stopped the
+    sweep or 0)."""
+    finished = failed = 0
+    reasons: dict[str, str] = {}
+    with StopSignals() as stop:
+        try:
+            results = tuner.fit()
+            finished, failed = results.num_terminated, results.num_errors
+            reasons = {result.metrics.get("trial_id", result.path.rstrip("/").rsplit("/", 1)[-1]):
+                       "".join(traceback.format_exception(result.error))
+                       for result in results if result.error is not None}
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now
+            stop.received = stop.received or signal.SIGINT
+    return finished, failed, reasons, stop.received
+
+
+def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary, reasons: dict[str, str], log,
+                resume_command: str) -> None:
+    """Count what the trials did, close every unfinished run, and end the parent run: with the frontier when
+    the sweep ran to its end, KILLED when a signal stopped it."""
+    children = child_runs(client, summary.experiment_id, summary.parent_run_id)
+    reused = [tag == "true" for run in children for key, tag in run.data.tags.items()
+              if key.startswith("study.stage") and key.endswith(".reused")]
+    summary.stages, summary.reused = len(reused), sum(reused)
+    interrupted = summary.interrupted
+    if interrupted:  # Tune reports stopped trials as TERMINATED: count the runs that really finished
+        statuses = [run.info.status for run in children]
+        summary.finished, summary.failed = statuses.count("FINISHED"), statuses.count("FAILED")
+        log(f"sweep stopped by {signal.Signals(interrupted).name}; finished stages are kept in the stage store. "
+            f"Resume with: {resume_command}")
+    default_reason = (f"the sweep was stopped by {signal.Signals(interrupted).name} before the trial finished"
+                      if interrupted else "the trial's worker died before the trial could record why")
+    closed = close_dangling(client, summary.experiment_id, summary.parent_run_id, reasons, default_reason)
+    if closed:
+        log(f"marked {closed} unfinished trial run(s) KILLED")
+    client.log_metric(summary.parent_run_id, "trials_finished", summary.finished)
+    client.log_metric(summary.parent_run_id, "trials_failed", summary.failed)
+    if not interrupted:  # never a frontier from a partial sweep
+        log_frontier(client, summary.experiment_id, summary.parent_run_id, sweep.search.objectives, log=log)
+    client.set_terminated(summary.parent_run_id, "KILLED" if interrupted else "FINISHED")
+
+
+def check_resources(sweep: SweepConfig) -> None:
+    """Fail fast when no node can ever hold one trial: Tune would otherwise wait forever. Counts the nodes
+    that are up and, on a cluster with an autoscaler, the node types it can launch."""
+    import ray
+
+    need = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu}
+    nodes = [dict(node["Resources"]) for node in ray.nodes() if node["Alive"]]
+    try:  # the autoscaler publishes its node types in the GCS (Ray's own libraries read it the same way)
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+        nodes += [dict(group.resources) for group in (config.node_group_configs if config else [])
+                  if group.max_count != 0]
+    except Exception:  # noqa: BLE001 - no autoscaler information: judge by the live nodes
+        pass
+    if any(all(node.get(name, 0) >= amount for name, amount in need.items() if amount) for node in nodes):
+        return
+    largest = max(nodes, key=lambda node: (node.get("GPU", 0), node.get("CPU", 0)), default={})
+    raise ConfigError(f"resources: one trial asks for {need['CPU']:g} CPU and {need['GPU']:g} GPU, but no node "
+                      f"can offer that (the largest has {largest.get('CPU', 0):g} CPU and {largest.get('GPU', 0):g} "
+                      "GPU); lower resources.cpu / resources.gpu or add larger nodes")
+
+

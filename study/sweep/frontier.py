@@ -1,0 +1,253 @@
+"""The Pareto frontier of the study, computed from MLflow runs (never inside the driver's memory).
+
+    python -m study.frontier --experiment NAME [--tracking-uri URI] [--objectives auroc:max si_sdr:max]
+
+One point per trial and stage (each stage's metrics are logged at step = stage index). The Pareto set is
+over the objectives; it is printed, and three artifacts go to the sweep's parent run: ``study_summary.csv``
+(one row per trial and stage, objectives first; MLflow shows it as a table), ``frontier.png`` (objectives;
+colour = architecture, marker = schedule, labels = stage σ, Pareto points joined, the do-nothing separation
+baseline drawn, diverged separations marked) and ``dilemma.png`` (auroc versus logp_drop@0.01:
+discriminative versus smooth).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+
+from study.sweep.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name  # noqa: E402
+
+CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "logp_drop@0.01", "si_sdri", "si_sdr_mixture",
+                   "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start")
+UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", "logp_drop@0.01": "nats/sample"}
+MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
+
+
+def pareto_mask(values: np.ndarray, directions) -> np.ndarray:
+    """True for points no other point dominates. values: [N, M]; directions: "max"/"min" per column."""
+    sign = np.array([1.0 if d == "max" else -1.0 for d in directions])
+    v = np.asarray(values, dtype=float) * sign
+    at_least = (v[None, :, :] >= v[:, None, :]).all(-1)  # [i, j]: j is at least as good as i everywhere
+    better = (v[None, :, :] > v[:, None, :]).any(-1)
+    return ~(at_least & better).any(1)
+
+
+def stage_table(client, experiment_id: str, parent_id: str, metrics) -> pd.DataFrame:
+    """One row per (trial, stage) with the trial's architecture, schedule and target σ."""
+    rows = []
+    for run in child_runs(client, experiment_id, parent_id):
+        params = run.data.params
+        per_step: dict[int, dict] = {}
+        for name in dict.fromkeys([*CONTEXT_METRICS, *metrics]):
+            if mlflow_name(name) not in run.data.metrics:
+                continue
+            for point in client.get_metric_history(run.info.run_id, mlflow_name(name)):
+                per_step.setdefault(point.step, {})[name] = point.value
+        for step, values in sorted(per_step.items()):
+            rows.append({"run": run.info.run_name, "run_id": run.info.run_id, "status": run.info.status,
+                         "architecture": params.get("prior.name"), "schedule": params.get("schedule.kind"),
+                         "target_sigma": float(params.get("schedule.sigma", "nan")), "stage": step, **values})
+    return pd.DataFrame(rows)
+
+
+def with_pareto(table: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
+    table = table.copy()
+    table["pareto"] = False
+    names = list(objectives)
+    if table.empty or any(n not in table for n in names):
+        return table
+    complete = table.dropna(subset=names)
+    if not complete.empty:
+        mask = pareto_mask(complete[names].to_numpy(), list(objectives.values()))
+        table.loc[complete.index[mask], "pareto"] = True
+    return table
+
+
+def direction(name: str, objectives: dict[str, str]) -> str:
+    better = objectives.get(name) or {"logp_drop@0.01": "max"}.get(name)
+    return f", {'higher' if better == 'max' else 'lower'} is better" if better else ""
+
+
+def axis_label(name: str, objectives: dict[str, str], note: str = "") -> str:
+    units = UNITS.get(name, "")
+    inside = ", ".join(part for part in (units, note) if part) + direction(name, objectives)
+    return f"{name} ({inside.lstrip(', ')})" if inside else name
+
+
+def scatter(ax, table: pd.DataFrame, x: str, y: str) -> None:
+    colours = {a: plt.cm.tab10(i) for i, a in enumerate(sorted(table["architecture"].dropna().unique()))}
+    for (arch, schedule), group in table.groupby(["architecture", "schedule"]):
+        ax.scatter(group[x], group[y], color=colours[arch], marker=MARKERS.get(schedule, "o"), s=45,
+                   label=f"{arch} · {schedule}", alpha=0.85, edgecolor="k", linewidth=0.4)
+    for _, row in table.iterrows():
+        ax.annotate(f"σ={row.get('stage_sigma', float('nan')):.3g}", (row[x], row[y]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.grid(alpha=0.3)
+
+
+SEPARATION_SCORES = ("si_sdr", "sdr", "si_sdri")
+
+
+def mark_diverged(ax, table: pd.DataFrame, x: str, y: str) -> None:
+    """Trials whose separation diverged have no score: show them as red crosses on the axis's lower edge."""
+    score, other = (y, x) if y in SEPARATION_SCORES else (x, y) if x in SEPARATION_SCORES else (None, None)
+    if score is None or "separation_diverged" not in table or other not in table:
+        return
+    diverged = table[(table["separation_diverged"] == 1) & table[other].notna()]
+    if diverged.empty:
+        return
+    low = (ax.get_ylim() if score == y else ax.get_xlim())[0]
+    xs = diverged[x] if score == y else [low] * len(diverged)
+    ys = [low] * len(diverged) if score == y else diverged[y]
+    ax.scatter(xs, ys, marker="x", color="red", s=60, clip_on=False, label="separation diverged (no score)")
+    for px, py in zip(xs, ys):
+        ax.annotate("diverged", (px, py), fontsize=7, color="red", xytext=(3, 5), textcoords="offset points")
+
+
+def draw_baseline(ax, table: pd.DataFrame, x: str, y: str) -> None:
+    """The do-nothing separation baseline: every source estimated as the mixture (SI-SDRi = 0)."""
+    for name, line in ((y, ax.axhline), (x, ax.axvline)):
+        if name == "si_sdri":
+            line(0.0, color="grey", ls=":", lw=1.2, label="do nothing: mixture as every estimate")
+        elif name == "si_sdr" and "si_sdr_mixture" in table and table["si_sdr_mixture"].notna().any():
+            line(table["si_sdr_mixture"].mean(), color="grey", ls=":", lw=1.2,
+                 label=f"do nothing: mixture as every estimate ({table['si_sdr_mixture'].mean():.2f} dB)")
+
+
+def draw_oracle_start(ax, table: pd.DataFrame, x: str, y: str) -> None:
+    """Beside each separation score, the same sampler started at the true sources (hollow, joined to it): a
+    prior that holds the truth while the mixture start stays low says global inference is what fails."""
+    oracle = {"si_sdr": "si_sdr_oracle_start", "si_sdri": "si_sdri_oracle_start"}.get(y)
+    if oracle is None or oracle not in table or x not in table:
+        return
+    points = table.dropna(subset=[x, oracle])
+    if points.empty:
+        return
+    ax.scatter(points[x], points[oracle], facecolors="none", edgecolors="tab:green", s=50,
+               label="same sampler started at the true sources")
+    for _, row in points.dropna(subset=[y]).iterrows():
+        ax.plot([row[x], row[x]], [row[y], row[oracle]], color="tab:green", lw=0.6, alpha=0.5)
+
+
+def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -> bool:
+    x, y = (list(objectives) + ["logp_drop@0.01"])[:2]
+    points = table.dropna(subset=[x, y]) if x in table and y in table else table.iloc[0:0]
+    if points.empty:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    scatter(ax, points, x, y)
+    front = points[points["pareto"]].sort_values(x)
+    ax.plot(front[x], front[y], "k--", lw=1, label="Pareto set")
+    draw_baseline(ax, table, x, y)
+    draw_oracle_start(ax, table, x, y)
+    mark_diverged(ax, table, x, y)
+    ax.set_xlabel(axis_label(x, objectives))
+    ax.set_ylabel(axis_label(y, objectives))
+    ax.set_title(f"Study frontier: {x} ({objectives.get(x, '')}) vs {y} ({objectives.get(y, '')}), one point per stage")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_dilemma(path: Path, table: pd.DataFrame) -> bool:
+    needed = ["auroc", "logp_drop@0.01"]
+    if any(n not in table for n in needed) or table.dropna(subset=needed).empty:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    scatter(ax, table.dropna(subset=needed), "logp_drop@0.01", "auroc")
+    ax.set_xlabel("logp_drop@0.01 (nats/sample; near 0 = smooth, very negative = peaked; higher is better)")
+    ax.set_ylabel("auroc (discrimination, higher is better)")
+    ax.set_title("Discriminative versus smooth: every trial and stage")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def format_table(table: pd.DataFrame, objectives) -> str:
+    columns = ["run", "stage", "stage_sigma", *objectives, *(c for c in ("logp_drop@0.01", "si_sdri") if c not in objectives)]
+    shown = table[table["pareto"]][[c for c in columns if c in table]]
+    if shown.empty:
+        return "Pareto set: empty (no trial reported every objective)"
+    return "Pareto set over " + ", ".join(f"{k} ({v})" for k, v in objectives.items()) + ":\n" + \
+        shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+SUMMARY = "study_summary.csv"
+
+
+def summary_table(table: pd.DataFrame, objectives) -> pd.DataFrame:
+    """The study at a glance: one row per trial and stage, objectives first, then what tells trials apart."""
+    first = [*objectives, "run", "stage", "stage_sigma", "pareto", "architecture", "schedule", "target_sigma"]
+    ordered = [c for c in first if c in table] + [c for c in table if c not in first and c != "run_id"]
+    return table[ordered + (["run_id"] if "run_id" in table else [])]
+
+
+def log_frontier(client, experiment_id: str, parent_id: str, objectives: dict[str, str], log=print) -> pd.DataFrame:
+    """Compute the frontier of a sweep from its child runs, print it, and log CSV and plots to the parent."""
+    table = with_pareto(stage_table(client, experiment_id, parent_id, list(objectives)), objectives)
+    log(format_table(table, objectives))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        summary_table(table, objectives).to_csv(folder / SUMMARY, index=False, float_format="%.4g")
+        client.log_artifact(parent_id, str(folder / SUMMARY))
+        for name, made in (("frontier.png", plot_frontier(folder / "frontier.png", table, objectives)),
+                           ("dilemma.png", plot_dilemma(folder / "dilemma.png", table))):
+            if made:
+                client.log_artifact(parent_id, str(folder / name))
+    return table
+
+
+def parse_objectives(items) -> dict[str, str]:
+    objectives = {}
+    for item in items:
+        name, _, mode = item.rpartition(":")
+        if mode not in ("max", "min") or not name:
+            raise ValueError(f"objective {item!r}: expected METRIC:max or METRIC:min")
+        objectives[name] = mode
+    return objectives
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Pareto frontier of a study from its MLflow runs.")
+    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
+    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    parser.add_argument("--objectives", nargs="+", default=["auroc:max", "si_sdr:max"], metavar="METRIC:max|min")
+    args = parser.parse_args(argv)
+    try:
+        objectives = parse_objectives(args.objectives)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        client = client_for(args.tracking_uri)
+        experiment = client.get_experiment_by_name(args.experiment)
+    except MlflowException as error:
+        print(f"error: --tracking-uri {args.tracking_uri}: cannot open it ({str(error)[:300]})", file=sys.stderr)
+        return 2
+    if experiment is None:
+        print(f"error: no experiment {args.experiment!r} at {args.tracking_uri}", file=sys.stderr)
+        return 2
+    parent = find_run(client, experiment.experiment_id, **{ROLE_TAG: "sweep"})
+    if parent is None:
+        print(f"error: experiment {args.experiment!r} has no sweep run", file=sys.stderr)
+        return 2
+    print(f"sweep run {parent.info.run_name} ({parent.info.run_id})")
+    log_frontier(client, experiment.experiment_id, parent.info.run_id, objectives)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

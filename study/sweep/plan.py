@@ -1,0 +1,62 @@
+"""What ``--dry-run`` prints: the trials, the expanded grid, the training cost after stage sharing and the
+precision the trials will use on this machine."""
+from __future__ import annotations
+
+from study.sweep.config import SweepConfig, trial_tree
+
+
+def describe(sweep: SweepConfig) -> str:
+    """What --dry-run prints: the number of trials and the expanded grid."""
+    lines = [f"sweep {sweep.name!r}: {sweep.num_trials()} trials ({sweep.search.kind} search"
+             + (f", {sweep.search.sampler} sampler" if sweep.search.kind == "optuna" else "")
+             + f"; objectives {sweep.search.objectives}; {sweep.resources.cpu:g} CPU"
+             + (f" + {sweep.resources.gpu:g} GPU" if sweep.resources.gpu else "") + " per trial)"]
+    sampled = {k: f"{d.kind}{list(d.values)}" for k, d in sweep.space.items() if d.kind != "grid"}
+    points = sweep.grid_points() if sweep.search.kind != "optuna" else [{}]
+    for i, point in enumerate(points):
+        shown = ", ".join(f"{k}={v}" for k, v in point.items()) or "(no grid dimensions)"
+        lines.append(f"  {i + 1:>3}. {shown}")
+    if sampled:
+        lines.append("  sampled per trial: " + ", ".join(f"{k} ~ {v}" for k, v in sampled.items()))
+    if sweep.search.num_samples > 1 and sweep.search.kind != "optuna":
+        lines.append(f"  × {sweep.search.num_samples} samples each")
+    lines.extend(describe_cost(sweep))
+    lines.append(describe_precision(sweep))
+    return "\n".join(lines)
+
+
+def describe_precision(sweep: SweepConfig) -> str:
+    """The precision the trials will use on this machine (each node decides for itself, the same way)."""
+    import torch
+
+    from study.runtime import resolve_precision
+
+    requested = {str(tree.get("precision", "auto")) for tree in
+                 [sweep.base, *[trial_tree(sweep.base, point) for point in sweep.grid_points()]]}
+    device = torch.device("cuda" if sweep.resources.gpu and torch.cuda.is_available() else "cpu")
+    return "; ".join(resolve_precision(name, device).describe() for name in sorted(requested)) + " on this machine"
+
+
+def spaced(number: int) -> str:
+    return f"{number:,}".replace(",", " ")
+
+
+def describe_cost(sweep: SweepConfig) -> list[str]:
+    """Training steps planned and distinct after stage sharing, overall and per prior family."""
+    from study.config import TrialConfig
+    from study.stages import training_cost
+
+    if any(dim.kind != "grid" for dim in sweep.space.values()):
+        return ["training steps: sampled dimensions, so sharing is known only as trials are drawn"]
+    configs = [TrialConfig.model_validate(trial_tree(sweep.base, point))
+               for point in sweep.grid_points() for _ in range(sweep.search.num_samples)]
+    cost = training_cost(configs)
+    if not sweep.share_stages:
+        cost = {family: (planned, planned) for family, (planned, _) in cost.items()}
+
+    def line(planned: int, distinct: int) -> str:
+        return f"{spaced(planned)} planned, {spaced(distinct)} distinct ({planned / max(distinct, 1):.1f}×)"
+
+    shown = [f"training steps: {line(*cost.pop('all'))}" + ("" if sweep.share_stages else " (share_stages: false)")]
+    shown += [f"  {family}: {line(*value)}" for family, value in sorted(cost.items())]
+    return shown

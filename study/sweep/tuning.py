@@ -1,0 +1,61 @@
+"""What the driver hands Ray Tune: the parameter space, the search algorithm, the scheduler and the console
+table."""
+from __future__ import annotations
+
+from study.sweep.config import SweepConfig
+
+
+class NoColumns(dict):
+    """An empty column mapping that Tune's reporter takes as given (an empty one makes it show every raw
+    parameter, a ``variant`` mapping as a cut-off dict)."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def console_reporter(sweep: SweepConfig):
+    """Tune's progress table: the trial's label as its name (it already names every varied key), its status,
+    the stage it reached and the objectives."""
+    from ray.tune import CLIReporter
+
+    return CLIReporter(metric_columns={"stage": "stage", **{name: name for name in sweep.search.objectives}},
+                       parameter_columns=NoColumns(), max_report_frequency=30, max_column_length=40,
+                       sort_by_metric=False)
+
+
+def param_space(sweep: SweepConfig) -> dict:
+    from ray import tune
+
+    make = {"grid": tune.grid_search, "choice": tune.choice, "uniform": lambda v: tune.uniform(*v),
+            "loguniform": lambda v: tune.loguniform(*v), "randint": lambda v: tune.randint(*v)}
+    return {key: make[dim.kind](list(dim.values)) for key, dim in sweep.space.items()}
+
+
+def search_algorithm(sweep: SweepConfig):
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    search = sweep.search
+    if search.kind != "optuna":  # a SearchAlgorithm: it limits concurrency itself
+        return BasicVariantGenerator(random_state=search.seed, max_concurrent=sweep.max_concurrent or 0)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    sampler = {"tpe": lambda: optuna.samplers.TPESampler(seed=search.seed),
+               "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=search.seed),
+               "gp": lambda: optuna.samplers.GPSampler(seed=search.seed)}[search.sampler]()
+    metrics, modes = list(search.objectives), list(search.objectives.values())
+    if len(metrics) == 1:
+        metrics, modes = metrics[0], modes[0]
+    return OptunaSearch(metric=metrics, mode=modes, sampler=sampler)
+
+
+def trial_scheduler(sweep: SweepConfig):
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+
+    s = sweep.scheduler
+    if s.kind == "fifo":
+        return FIFOScheduler()
+    metric = s.metric or next(iter(sweep.search.objectives))
+    mode = s.mode or sweep.search.objectives.get(metric, "max")
+    return AsyncHyperBandScheduler(metric=metric, mode=mode, grace_period=s.grace_period,
+                                   reduction_factor=s.reduction_factor, max_t=s.max_t)
