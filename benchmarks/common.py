@@ -47,3 +47,12 @@ def machine() -> str:
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return (f"{cpu} (torch CPU capability {cpu_capability()}), {torch.get_num_threads()} torch threads, {gpu}, "
             f"torch {torch.__version__}, load average {load}")
+
+
+def table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    fmt = lambda v: f"{v:,}" if isinstance(v, int) else str(v)  # noqa: E731
+    return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+                     + ["| " + " | ".join(fmt(row.get(k, "")) for k in keys) + " |" for row in rows])

@@ -22,7 +22,7 @@ import torch
 
 from study.runtime import PRECISIONS, cpu_capability, pick_device
 
-from .common import machine
+from .common import machine, table
 from .compile import bench_compile
 from .cores import bench_cores
 from .langevin import bench_langevin
@@ -35,15 +35,6 @@ from .tracking_load import bench_tracking
 
 SECTIONS = ("precision", "priors", "langevin", "cores", "compile", "sweep", "sharing", "tracking", "memory")
 DEFAULT_SECTIONS = [section for section in SECTIONS if section != "compile"]  # compiling takes minutes
-
-
-def table(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    fmt = lambda v: f"{v:,}" if isinstance(v, int) else str(v)  # noqa: E731
-    return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-                     + ["| " + " | ".join(fmt(row.get(k, "")) for k in keys) + " |" for row in rows])
 
 
 def main(argv=None) -> None:

@@ -209,7 +209,7 @@ def main(argv=None) -> None:
         url, experiment_id, index, go, out = args.worker
         worker(url, experiment_id, int(index), Path(go), Path(out))
         return
-    from .run import table
+    from .common import table  # imports torch: not in the worker processes
 
     print(table(bench_tracking(args.processes)))
 

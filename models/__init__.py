@@ -20,7 +20,7 @@ from .wavenet import WaveNet, WaveNetNC
 PRIORS: dict[str, type[Prior]] = {"flowavenet": FloWaveNet, "wavenet": WaveNet,
                                   "flowavenet_nc": FloWaveNetNC, "wavenet_nc": WaveNetNC, "scorenet": ScoreNet}
 
-# Named sizes. "toy"/"musdb" follow the published study (science.md §4); "small"/"tiny" are for CPU work.
+# Named sizes. "toy"/"musdb" follow the published study (Frank & Ilse 2020); "small"/"tiny" are for CPU work.
 PRESETS: dict[str, dict[str, dict]] = {
     "flowavenet": {
         "toy": dict(blocks=4, flows=6, layers=10, width=32),

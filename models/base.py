@@ -66,15 +66,11 @@ class Prior(nn.Module):
         the NLL of the noisy clip; score priors (``trained_by == "denoising"``) also need the clean one."""
         return self.nll_per_sample(noisy, sigma)
 
-    def bits_per_sample(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
-        """-log2 p(x) / T. -> [B, K]."""
-        return self.nll_per_sample(x, sigma) / math.log(2.0)
-
     def score(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """∇_x log p_k(x_k) for every source at once (the sources do not interact). [B, K, T] -> [B, K, T].
 
         On CPU the batch is split into passes of at most SCORE_SAMPLES_PER_PASS samples per source: with
-        activations that fit in cache, a small WaveNet's score runs 6× faster (8 × 14 704 samples, 2 cores).
+        activations that fit in cache, a small WaveNet's score runs several times faster (README, Performance).
         """
         per_pass = x.shape[0] if x.is_cuda else max(1, SCORE_SAMPLES_PER_PASS // x.shape[-1])
         sigmas = as_sigma(sigma, x).split(per_pass) if sigma is not None else [None] * math.ceil(len(x) / per_pass)

@@ -92,7 +92,7 @@ def check_hparams(name: str, hparams: dict) -> None:
 
 
 def geometric_ladder(high: float = 1.0, low: float = 0.01, levels: int = 10) -> list[float]:
-    """σ_i from high down to low, geometrically spaced (science.md §5: 1.0, 0.599, …, 0.017, 0.01)."""
+    """σ_i from high down to low, geometrically spaced (1.0, 0.599, …, 0.017, 0.01 by default)."""
     return [high * (low / high) ** (i / (levels - 1)) for i in range(levels)]
 
 
@@ -144,7 +144,7 @@ class TrainingConfig(Section):
 
 
 class ScheduleConfig(Section):
-    """How a trial reaches its target noise level σ* (science.md §5).
+    """How a trial reaches its target noise level σ*.
 
     ``scratch``: train at σ* from random weights. ``from_clean``: train clean, then fine-tune at σ*
     (the published protocol). ``chained``: train clean, then fine-tune through every ladder level below σ*
@@ -174,7 +174,7 @@ class EvaluationConfig(Section):
 
 
 class SeparationConfig(Section):
-    """Annealed Langevin over the stage priors, after the last stage (science.md §7)."""
+    """Annealed Langevin over the stage priors, after the last stage (study.separate)."""
 
     enabled: bool = True
     mixtures: int = Field(8, ge=1)

@@ -1,7 +1,7 @@
 """Independent pieces of work on every CPU core at once, one single-threaded worker per core.
 
 A toy prior's convolutions are small (32-64 channels per source), and oneDNN spreads one of them poorly over
-cores: on 2 cores the toy flow's log p runs only about 1.3× faster with 2 threads than with 1. Work that
+cores (see the README's Performance section for how much). Work that
 splits into independent pieces (halves of a training batch, passes of clips, Langevin chains) runs instead
 with each piece on its own core, one thread each, and every core stays busy. ``benchmarks.run --only cores``
 times both ways in one run.

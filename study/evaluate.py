@@ -4,11 +4,12 @@ from __future__ import annotations
 import torch
 
 from models import Prior
-from study.metrics import (bits_per_sample, cross_likelihood, discrimination_metrics, in_class, level_name,
-                           logp_drop, per_source_auroc)
 from models.conditioning import as_sigma
-from study.ood import likelihood_ratio
+from study.config import EvaluationConfig
 from study.cores import on_cores
+from study.metrics import (SMOOTHNESS, bits_per_sample, cross_likelihood, discrimination_metrics, in_class,
+                           level_name, logp_drop, per_source_auroc)
+from study.ood import likelihood_ratio
 from study.runtime import autocast
 
 
@@ -81,14 +82,15 @@ def check_finite(loglik: torch.Tensor, sources, what: str) -> None:
                               f"({int(bad.sum())} of {bad.numel()} scores)")
 
 
-def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, noise_levels, batch_size: int | None, device,
-                   seed: int, compressor: torch.Tensor | None = None, matched_levels=(),
-                   background: torch.Tensor | None = None) -> tuple[dict[str, float], dict]:
-    """Metrics (science.md §6) plus the tables behind the plots.
+def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: EvaluationConfig, device, *,
+                   flac_logp: torch.Tensor | None = None, background_logp: torch.Tensor | None = None,
+                   matched_levels=()) -> tuple[dict[str, float], dict]:
+    """Metrics (the README's metrics table) plus the tables behind the plots, with ``evaluation``'s noise
+    levels, pass size and noise seed.
 
-    ``compressor``: log p_FLAC per sample of the clean clips, [N, K] (study.ood.flac_log_density); when
+    ``flac_logp``: log p_FLAC per sample of the clean clips, [N, K] (study.ood.flac_log_density); when
     given, ``auroc_complexity`` ranks clips by log p_k − log p_FLAC instead of raw log p_k.
-    ``background``: log p per sample of the clean clips under a background prior, [N, K]; when given,
+    ``background_logp``: log p per sample of the clean clips under a background prior, [N, K]; when given,
     ``auroc_ratio`` ranks clips by log p_k − log p_background.
     A noise-conditional prior is told the true σ everywhere (clean clips: σ = 0; ``auroc@σ``: matched)
     and also reports ``auroc_matched`` / ``auroc_matched_min``: the mean and minimum of matched AUROC
@@ -97,25 +99,24 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, noise_levels, bat
     Returns (metrics, tables) with tables["cross_likelihood"]: [K, K] mean log p (rows prior, columns
     source) and tables["noise_curve"]: list of (σ, in-class [K], out-of-class [K]) mean log p per prior.
     """
-    conditional = prior.noise_conditional
+    conditional, batch_size, seed = prior.noise_conditional, evaluation.batch_size, evaluation.seed
     clean = log_likelihoods(prior, clips, batch_size, device, 0.0 if conditional else None)
     check_finite(clean, sources, "clean clips")
     metrics = {**discrimination_metrics(clean, sources), **bits_per_sample(clean, sources)}
-    if compressor is not None:
-        metrics.update(discrimination_metrics(likelihood_ratio(clean, compressor), sources,
-                                              name="auroc_complexity"))
-    if background is not None:
-        metrics.update(discrimination_metrics(likelihood_ratio(clean, background), sources, name="auroc_ratio"))
+    if flac_logp is not None:
+        metrics.update(discrimination_metrics(likelihood_ratio(clean, flac_logp), sources, name="auroc_complexity"))
+    if background_logp is not None:
+        metrics.update(discrimination_metrics(likelihood_ratio(clean, background_logp), sources, name="auroc_ratio"))
     curve = [(0.0, *in_and_out_of_class(clean))]
     matched_scores = {}  # σ -> scores with the prior told σ (noise-conditional priors)
-    for sigma in noise_levels:
+    for sigma in evaluation.noise_levels:
         scores = log_likelihoods(prior, noisy(clips, sigma, seed), batch_size, device,
                                  sigma if conditional else None)
         if conditional:
             matched_scores[sigma] = scores
         check_finite(scores, sources, f"clips with σ={sigma:g} noise")
         metrics.update(discrimination_metrics(scores, sources, suffix=f"@{level_name(sigma)}"))
-        metrics[f"logp_drop@{level_name(sigma)}"] = logp_drop(clean, scores)
+        metrics[f"{SMOOTHNESS}@{level_name(sigma)}"] = logp_drop(clean, scores)
         curve.append((sigma, *in_and_out_of_class(scores)))
     if conditional and matched_levels:
         for level in matched_levels:

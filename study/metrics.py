@@ -1,6 +1,6 @@
 """Discrimination, smoothness and separation metrics as pure functions returning flat, namespaced dicts.
 
-Names follow science.md §6: ``auroc``, ``auroc/<source>``, ``auroc@<σ>``, ``logp_drop@<σ>``,
+Names (the README's metrics table): ``auroc``, ``auroc/<source>``, ``auroc@<σ>``, ``logp_drop@<σ>``,
 ``bits_per_sample/<source>``, ``si_sdr``, ``si_sdr/<source>``, ``si_sdri``, ``sdr``, ``sdr/<source>``.
 """
 from __future__ import annotations
@@ -30,6 +30,20 @@ ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged"
 PLAIN = {"auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stage_sigma",
          "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_source_samples_per_s", "eval_seconds",
          *SEPARATION}
+
+
+SMOOTHNESS = "logp_drop"  # smoothness: how far log p falls under a little noise
+
+
+def smoothness_metric(noise_levels) -> str:
+    """The smoothness objective of a trial: ``logp_drop@<σ>`` at its smallest evaluation noise level."""
+    return f"{SMOOTHNESS}@{level_name(min(noise_levels))}"
+
+
+def headline_metrics(noise_levels) -> tuple[str, ...]:
+    """A stage's key numbers, in the order the console shows them."""
+    least = level_name(min(noise_levels))
+    return ("auroc", f"auroc@{least}", smoothness_metric(noise_levels), "si_sdr", "si_sdri", "sdr")
 
 
 def metric_problem(name: str, sources, noise_levels, background: bool, noise_conditional: bool,

@@ -1,4 +1,4 @@
-"""Out-of-distribution scores that correct raw likelihood for input complexity (science notes §8).
+"""Out-of-distribution scores that correct raw likelihood for input complexity (Serrà et al. 2020).
 
 Raw log p favours simple clips (silence, low frequencies) under every prior: the likelihood paradox. After
 Serrà et al. (2020), the complexity-corrected score is a likelihood ratio against a generic lossless

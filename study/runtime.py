@@ -31,7 +31,7 @@ def cpu_capability() -> str:
 @functools.cache
 def native_cpu_bf16() -> bool:
     """AVX512-BF16 or AMX, as torch reports them. Without either, bf16 autocast on the CPU is emulated and
-    30-45x slower than float32 (measured on an AVX2 host, issue 29); with either it trains about 1.6x faster."""
+    many times slower than float32 (README, "Precision and the CPU")."""
     if torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2"):  # kernels capped (ATEN_CPU_CAPABILITY)
         return False
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())

@@ -1,4 +1,4 @@
-"""Source separation by annealed Langevin dynamics over per-source score functions (BASIS, science.md §7).
+"""Source separation by annealed Langevin dynamics over per-source score functions (BASIS, Jayaram & Thickstun 2020).
 
 For levels σ_1 > … > σ_L, with η_i = ε·σ_i²/σ_L², every source of every mixture moves at once:
 

@@ -25,12 +25,21 @@ class StoreError(RuntimeError):
     """A stored file is unreadable; the message names it."""
 
 
+def is_uri(location: str | Path) -> bool:
+    """A URI such as ``s3://bucket/prefix`` rather than a local path: the one place that tells them apart."""
+    return "://" in str(location)
+
+
+def resolved(location: str | Path) -> str:
+    """A local path made absolute (for processes in other working directories); a URI as it is."""
+    return str(location) if is_uri(location) else str(Path(location).expanduser().resolve())
+
+
 def open_filesystem(uri: str | Path) -> tuple[pafs.FileSystem, str]:
     """(filesystem, root path) for a local path or a URI such as ``s3://bucket/prefix``."""
-    text = str(uri)
-    if "://" not in text:
-        return pafs.LocalFileSystem(), str(Path(text).expanduser().resolve())
-    return pafs.FileSystem.from_uri(text)
+    if not is_uri(uri):
+        return pafs.LocalFileSystem(), resolved(uri)
+    return pafs.FileSystem.from_uri(str(uri))
 
 
 def atomic_write(fs: pafs.FileSystem, path: str, data: bytes) -> None:

@@ -89,15 +89,15 @@ def training_loss(prior: Prior, x: torch.Tensor, sigma, cfg: TrainingConfig,
     """
     if cfg.hybrid_lambda > 0:
         loglik = cross_log_likelihood(prior, x, sigma).float()
-        nll = -loglik.diagonal(dim1=1, dim2=2)
+        objective = -loglik.diagonal(dim1=1, dim2=2)
     else:
-        loglik, nll = None, prior.objective_per_sample(x, sigma, x if clean is None else clean).float()
-    weights = torch.ones_like(nll)
+        loglik, objective = None, prior.objective_per_sample(x, sigma, x if clean is None else clean).float()
+    weights = torch.ones_like(objective)
     mean_sigma_sq = sigma.pow(2).mean() if mean_sigma_sq is None and sigma is not None else mean_sigma_sq
     if sigma is not None and cfg.noise.weighting == "sigma_squared" and mean_sigma_sq > 0:
-        weights = (sigma.pow(2) / mean_sigma_sq).to(nll)
-    per_source = nll.mean(0)
-    loss = (weights * nll).mean(0).sum()
+        weights = (sigma.pow(2) / mean_sigma_sq).to(objective)
+    per_source = objective.mean(0)
+    loss = (weights * objective).mean(0).sum()
     if loglik is not None:
         targets = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)  # clip j is source j
         loss = loss + cfg.hybrid_lambda * F.cross_entropy(loglik, targets, reduction="none").mean(0).sum()
@@ -111,7 +111,7 @@ def loss_and_gradients(prior: Prior, x: torch.Tensor, sigma, cfg: TrainingConfig
     in the parameters' ``.grad`` (replacing what was there).
 
     On a CPU the batch is cut into one part per core and each part's gradient computed on its own core
-    (:mod:`study.cores`; the toy flow trains 1.2-1.4× faster on 2 cores). The loss is a mean over the batch,
+    (:mod:`study.cores`). The loss is a mean over the batch,
     so the parts' losses and gradients, weighted by their share of it, sum to the whole batch's. The first
     step of a prior with data-dependent initialisation (ActNorm) sees the whole batch in one piece.
     ``loss_fn`` stands in for :func:`training_loss` (e.g. a compiled one).
@@ -184,33 +184,17 @@ def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, *, ladder
     device = device or pick_device()
     prior.to(device).train()
     optimizer, scheduler = make_optimizer(prior, cfg)
-    start = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        record = load_checkpoint(checkpoint)
-        prior.load_state_dict(record["prior"]["state_dict"])
-        optimizer.load_state_dict(record["optimizer"])
-        scheduler.load_state_dict(record["scheduler"])
-        start = record["step"]
-        log(f"resumed from {checkpoint} at step {start}")
+    start = resume(checkpoint, prior, optimizer, scheduler, log)
     names = data.sources
     t0 = window_t = time.perf_counter()
     window_steps = 0
     for step in range(start, cfg.steps):
-        clean = data.training_batch(step_generator(cfg.seed, step, 0), cfg.batch_size)
-        noise_rng = step_generator(cfg.seed, step, 1)
-        if prior.noise_conditional:
-            told = draw_sigmas(sigma, cfg.noise, ladder, clean.shape[:2], noise_rng)
-            x = add_conditional_noise(clean, told, cfg.noise, noise_rng)
-            told = told.to(device)
-        else:
-            told, x = None, add_training_noise(clean, sigma, cfg.noise, noise_rng)
-        x = x.to(device, non_blocking=True)
-        target = clean.to(device, non_blocking=True) if prior.trained_by == "denoising" else None
-        loss, nll = loss_and_gradients(prior, x, told, cfg, target)
+        x, told, target = noised_batch(prior, data, cfg, sigma, ladder, step, device)
+        loss, objective = loss_and_gradients(prior, x, told, cfg, target)  # per source: NLL or denoising loss
         if not torch.isfinite(loss):
-            bad = [names[k] for k in range(len(names)) if not torch.isfinite(nll[k])]
+            bad = [names[k] for k in range(len(names)) if not torch.isfinite(objective[k])]
             raise TrainingError(f"non-finite training loss at step {step} for source(s) {bad}: "
-                                f"{dict(zip(names, nll.tolist()))}")
+                                f"{dict(zip(names, objective.tolist()))}")
         if cfg.grad_clip is not None:
             clip_grad_per_source(prior, cfg.grad_clip)
         optimizer.step()
@@ -224,16 +208,46 @@ def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, *, ladder
         if done % cfg.log_every == 0 or done == cfg.steps:
             now = time.perf_counter()
             rate = window_steps * cfg.batch_size * cfg.crop * len(names) / (now - window_t)
-            per_source = "  ".join(f"{n} {v:7.4f}" for n, v in zip(names, nll.detach().tolist()))
-            what = ("NLL per sample (nats; negative is normal for a density)" if prior.trained_by == "likelihood"
-                    else "denoising loss ‖σ·score + ε‖² per sample")
-            log(f"step {done:>7}/{cfg.steps}  {what}: "
-                f"{per_source}  |  {rate:,.0f} source-samples/s")
+            log(progress_line(prior, names, done, cfg.steps, objective, rate))
             window_t, window_steps = now, 0
     wall = time.perf_counter() - t0
     trained = max(cfg.steps - start, 0)
     per_step = cfg.batch_size * cfg.crop * len(names)
     return TrainingResult(cfg.steps, wall, trained * per_step / max(wall, 1e-9))
+
+
+def resume(checkpoint: Path | None, prior: Prior, optimizer, scheduler, log) -> int:
+    """Load model, optimiser and schedule from ``checkpoint`` when it exists; the step to continue from."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return 0
+    record = load_checkpoint(checkpoint)
+    prior.load_state_dict(record["prior"]["state_dict"])
+    optimizer.load_state_dict(record["optimizer"])
+    scheduler.load_state_dict(record["scheduler"])
+    log(f"resumed from {checkpoint} at step {record['step']}")
+    return record["step"]
+
+
+def noised_batch(prior: Prior, data, cfg: TrainingConfig, sigma: float, ladder, step: int, device):
+    """Step ``step``'s batch with its training noise, on ``device``: (x, σ told or None, clean target of a
+    score prior or None). Crops and noise depend only on (seed, step), so a resumed run draws the same."""
+    clean = data.training_batch(step_generator(cfg.seed, step, 0), cfg.batch_size)
+    noise_rng = step_generator(cfg.seed, step, 1)
+    if prior.noise_conditional:
+        told = draw_sigmas(sigma, cfg.noise, ladder, clean.shape[:2], noise_rng)
+        x = add_conditional_noise(clean, told, cfg.noise, noise_rng)
+        told = told.to(device)
+    else:
+        told, x = None, add_training_noise(clean, sigma, cfg.noise, noise_rng)
+    target = clean.to(device, non_blocking=True) if prior.trained_by == "denoising" else None
+    return x.to(device, non_blocking=True), told, target
+
+
+def progress_line(prior: Prior, names, done: int, steps: int, objective: torch.Tensor, rate: float) -> str:
+    per_source = "  ".join(f"{n} {v:7.4f}" for n, v in zip(names, objective.detach().tolist()))
+    what = ("NLL per sample (nats; negative is normal for a density)" if prior.trained_by == "likelihood"
+            else "denoising loss ‖σ·score + ε‖² per sample")
+    return f"step {done:>7}/{steps}  {what}: {per_source}  |  {rate:,.0f} source-samples/s"
 
 
 def held_out_bits(prior: Prior, clips: torch.Tensor, device=None) -> torch.Tensor:

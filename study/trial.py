@@ -32,7 +32,7 @@ from study.cores import map_batch
 from study.data import DataError, build_clips, mix, mixing_weights
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.leases import Heartbeat, LeaseTable
-from study.metrics import level_name, mixture_si_sdr, separation_metrics, si_sdr
+from study.metrics import headline_metrics, level_name, mixture_si_sdr, separation_metrics, si_sdr
 from study.ood import PooledSources, flac_log_density
 from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_curve, write_audio_examples,
                          write_matrix_csv)
@@ -54,7 +54,7 @@ class TrialError(RuntimeError):
     study.train.TrainingError; non-finite scores raise study.evaluate.EvaluationError.)"""
 
 
-def trial_id(cfg: TrialConfig) -> str:
+def config_id(cfg: TrialConfig) -> str:
     """Short hash of the settings that change results (dora-style): same config, same id, same folder."""
     return content_hash(cfg.model_dump(mode="json", exclude=NOT_SEMANTIC), length=10)
 
@@ -64,12 +64,12 @@ def _claim_folder(cfg: TrialConfig, out_dir: Path) -> None:
     whose trial failed before any stage finished (say, a wrong data path) is taken over, so the corrected
     command just runs."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    marker = out_dir / "trial_id"
+    marker = out_dir / "config_id"
     results = list(out_dir.glob("stage*/metrics.json"))
-    if marker.is_file() and marker.read_text().strip() != trial_id(cfg) and results:
+    if marker.is_file() and marker.read_text().strip() != config_id(cfg) and results:
         raise TrialError(f"{out_dir} holds results of a trial with a different configuration (id "
-                         f"{marker.read_text().strip()}, this one {trial_id(cfg)}); choose another output folder")
-    write_local(marker, trial_id(cfg) + "\n")
+                         f"{marker.read_text().strip()}, this one {config_id(cfg)}); choose another output folder")
+    write_local(marker, config_id(cfg) + "\n")
     write_local(out_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
@@ -111,18 +111,18 @@ class Trial:
         return metrics
 
     @functools.cached_property
-    def eval_clips(self) -> torch.Tensor:
+    def test_clips(self) -> torch.Tensor:
         return self.test.clips(range(min(self.cfg.evaluation.clips, len(self.test))))
 
     @functools.cached_property
-    def references(self) -> tuple:
-        """(FLAC, background) log-densities of the eval clips; shared by all stages, built on first use."""
+    def reference_densities(self) -> tuple:
+        """(FLAC, background) log-densities of the test clips; shared by all stages, built on first use."""
         background = None
         if self.cfg.evaluation.background:
             prior, _ = self.obtain(background_key(self.cfg), "background prior", self._train_background)
-            background = single_prior_log_likelihood(prior, self.eval_clips, self.cfg.evaluation.batch_size,
+            background = single_prior_log_likelihood(prior, self.test_clips, self.cfg.evaluation.batch_size,
                                                      self.device)
-        return flac_log_density(self.eval_clips, self.test.sample_rate), background
+        return flac_log_density(self.test_clips, self.test.sample_rate), background
 
     # --- build once -------------------------------------------------------------------------------------
     def once(self, folder: str, build: Callable[[], None], waiting: str) -> tuple[bool, float]:
@@ -224,10 +224,10 @@ class Trial:
 
         def build() -> None:
             t0 = time.perf_counter()
-            compressor, background = self.references
-            metrics, tables = evaluate_prior(prior, self.eval_clips, sources, cfg.evaluation.noise_levels,
-                                             cfg.evaluation.batch_size, self.device, cfg.evaluation.seed,
-                                             compressor, levels_up_to(cfg.schedule.ladder, stage.sigma), background)
+            flac_logp, background_logp = self.reference_densities
+            metrics, tables = evaluate_prior(prior, self.test_clips, sources, cfg.evaluation, self.device,
+                                             flac_logp=flac_logp, background_logp=background_logp,
+                                             matched_levels=levels_up_to(cfg.schedule.ladder, stage.sigma))
             title = f"{cfg.prior.name}, stage {stage.index} (trained at σ={stage.sigma:g})"
             scratch = self.out_dir / "scratch" / stored
             scratch.mkdir(parents=True, exist_ok=True)
@@ -359,7 +359,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
         if stage is trial.stages[-1] and cfg.separation.enabled:
             metrics.update(trial.separate())
         metrics.update(trial.dropped_metrics())
-        log(headline(metrics))
+        log(headline(metrics, headline_metrics(cfg.evaluation.noise_levels)))
         write_local(folder / "metrics.json", dumps_json(metrics))
         if report is not None:
             report(metrics, folder)
@@ -368,12 +368,9 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
     return final
 
 
-HEADLINE = ("auroc", "auroc@0.01", "logp_drop@0.01", "si_sdr", "si_sdri", "sdr")
-
-
-def headline(metrics: dict) -> str:
-    """A stage's key numbers on one line."""
-    shown = "  ".join(f"{k}={metrics[k]:.4g}" for k in HEADLINE if isinstance(metrics.get(k), float))
+def headline(metrics: dict, names) -> str:
+    """A stage's key numbers (``names``, :func:`study.metrics.headline_metrics`) on one line."""
+    shown = "  ".join(f"{k}={metrics[k]:.4g}" for k in names if isinstance(metrics.get(k), float))
     return f"stage {metrics.get('stage')} (σ={metrics.get('stage_sigma'):g}): {shown}"
 
 

@@ -1,4 +1,4 @@
-"""Toy oscillators of the published study (science.md §2), generated on the fly.
+"""Toy oscillators of the published study (Frank & Ilse 2020), generated on the fly.
 
 Four sources (sin, square, saw, triangle) at 14 700 Hz. Each item draws, per source, a piano key
 κ ~ {0.1, 0.2, …, 64.9} (f = 440·2^((κ−49)/12), 26–1102 Hz, log-uniform), an integer period P = round(sr/f),

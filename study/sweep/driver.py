@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from ray import tune  # noqa: E402
 
 from study.configio import ConfigError, excerpt  # noqa: E402
-from study.store import default_store_uri  # noqa: E402
+from study.store import default_store_uri, is_uri, resolved  # noqa: E402
 from study.sweep.config import SweepConfig  # noqa: E402
 from study.sweep.frontier import log_frontier  # noqa: E402
 from study.sweep.labels import labelled, varied_settings  # noqa: E402
@@ -74,7 +74,7 @@ class SweepSummary:
 
 def storage_root(sweep: SweepConfig) -> str:
     """Absolute local path, or a URI (s3://, gs://, …) left as is."""
-    return sweep.storage if "://" in sweep.storage else str(Path(sweep.storage).expanduser().resolve())
+    return resolved(sweep.storage)
 
 
 def absolute_paths(base: dict) -> dict:
@@ -82,8 +82,8 @@ def absolute_paths(base: dict) -> dict:
     tree = dict(base)
     data = dict(tree.get("data", {}))
     for key in ("root", "cache_dir"):
-        if data.get(key) and "://" not in str(data[key]):
-            data[key] = str(Path(data[key]).expanduser().resolve())
+        if data.get(key):
+            data[key] = resolved(data[key])
     if data:
         tree["data"] = data
     return tree
@@ -104,7 +104,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         ray.init(address=sweep.ray.address, include_dashboard=False) if sweep.ray.address else ray.init(
             include_dashboard=False)
     check_resources(sweep)
-    if mode == "restart" and can_restore and "://" not in root:
+    if mode == "restart" and can_restore and not is_uri(root):
         shutil.rmtree(experiment_path)
     uri, client, experiment_id = open_experiment(sweep)
     parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)

@@ -6,8 +6,8 @@ One point per trial and stage (each stage's metrics are logged at step = stage i
 over the objectives; it is printed, and three artifacts go to the sweep's parent run: ``study_summary.csv``
 (one row per trial and stage, objectives first; MLflow shows it as a table), ``frontier.png`` (objectives;
 colour = architecture, marker = schedule, labels = stage σ, Pareto points joined, the do-nothing separation
-baseline drawn, diverged separations marked) and ``dilemma.png`` (auroc versus logp_drop@0.01:
-discriminative versus smooth).
+baseline drawn, diverged separations marked) and ``dilemma.png`` (auroc versus ``logp_drop@<σ>`` at the
+smallest evaluation noise level the trials report: discriminative versus smooth).
 """
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
+from study.metrics import SMOOTHNESS  # noqa: E402
 from study.sweep.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name  # noqa: E402
 
-CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "logp_drop@0.01", "si_sdri", "si_sdr_mixture",
+CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_mixture",
                    "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start")
-UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", "logp_drop@0.01": "nats/sample"}
+UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", SMOOTHNESS: "nats/sample"}
 MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
 
 
@@ -47,7 +48,9 @@ def stage_table(client, experiment_id: str, parent_id: str, metrics) -> pd.DataF
     for run in child_runs(client, experiment_id, parent_id):
         params = run.data.params
         per_step: dict[int, dict] = {}
-        for name in dict.fromkeys([*CONTEXT_METRICS, *metrics]):
+        smoothness = [name.replace(mlflow_name("@"), "@") for name in run.data.metrics
+                      if name.startswith(mlflow_name(f"{SMOOTHNESS}@"))]
+        for name in dict.fromkeys([*CONTEXT_METRICS, *smoothness, *metrics]):
             if mlflow_name(name) not in run.data.metrics:
                 continue
             for point in client.get_metric_history(run.info.run_id, mlflow_name(name)):
@@ -57,6 +60,12 @@ def stage_table(client, experiment_id: str, parent_id: str, metrics) -> pd.DataF
                          "architecture": params.get("prior.name"), "schedule": params.get("schedule.kind"),
                          "target_sigma": float(params.get("schedule.sigma", "nan")), "stage": step, **values})
     return pd.DataFrame(rows)
+
+
+def smoothness_column(table: pd.DataFrame) -> str | None:
+    """The smoothness objective in ``table``: ``logp_drop@<σ>`` at the smallest σ the trials report."""
+    levels = [column for column in table if str(column).startswith(f"{SMOOTHNESS}@")]
+    return min(levels, key=lambda column: float(column.partition("@")[2])) if levels else None
 
 
 def with_pareto(table: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
@@ -73,12 +82,12 @@ def with_pareto(table: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame
 
 
 def direction(name: str, objectives: dict[str, str]) -> str:
-    better = objectives.get(name) or {"logp_drop@0.01": "max"}.get(name)
+    better = objectives.get(name) or ("max" if name.startswith(f"{SMOOTHNESS}@") else None)
     return f", {'higher' if better == 'max' else 'lower'} is better" if better else ""
 
 
 def axis_label(name: str, objectives: dict[str, str], note: str = "") -> str:
-    units = UNITS.get(name, "")
+    units = UNITS.get(name.partition("@")[0] if name.startswith(f"{SMOOTHNESS}@") else name, "")
     inside = ", ".join(part for part in (units, note) if part) + direction(name, objectives)
     return f"{name} ({inside.lstrip(', ')})" if inside else name
 
@@ -139,7 +148,7 @@ def draw_oracle_start(ax, table: pd.DataFrame, x: str, y: str) -> None:
 
 
 def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -> bool:
-    x, y = (list(objectives) + ["logp_drop@0.01"])[:2]
+    x, y = (list(objectives) + [smoothness_column(table)])[:2]
     points = table.dropna(subset=[x, y]) if x in table and y in table else table.iloc[0:0]
     if points.empty:
         return False
@@ -161,12 +170,13 @@ def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -
 
 
 def plot_dilemma(path: Path, table: pd.DataFrame) -> bool:
-    needed = ["auroc", "logp_drop@0.01"]
-    if any(n not in table for n in needed) or table.dropna(subset=needed).empty:
+    smooth = smoothness_column(table)
+    needed = ["auroc", smooth]
+    if smooth is None or "auroc" not in table or table.dropna(subset=needed).empty:
         return False
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    scatter(ax, table.dropna(subset=needed), "logp_drop@0.01", "auroc")
-    ax.set_xlabel("logp_drop@0.01 (nats/sample; near 0 = smooth, very negative = peaked; higher is better)")
+    scatter(ax, table.dropna(subset=needed), smooth, "auroc")
+    ax.set_xlabel(f"{smooth} (nats/sample; near 0 = smooth, very negative = peaked; higher is better)")
     ax.set_ylabel("auroc (discrimination, higher is better)")
     ax.set_title("Discriminative versus smooth: every trial and stage")
     ax.legend(fontsize=8)
@@ -177,7 +187,8 @@ def plot_dilemma(path: Path, table: pd.DataFrame) -> bool:
 
 
 def format_table(table: pd.DataFrame, objectives) -> str:
-    columns = ["run", "stage", "stage_sigma", *objectives, *(c for c in ("logp_drop@0.01", "si_sdri") if c not in objectives)]
+    context = (smoothness_column(table), "si_sdri")
+    columns = ["run", "stage", "stage_sigma", *objectives, *(c for c in context if c and c not in objectives)]
     shown = table[table["pareto"]][[c for c in columns if c in table]]
     if shown.empty:
         return "Pareto set: empty (no trial reported every objective)"

@@ -18,7 +18,7 @@ from study.sweep.labels import labelled
 from study.sweep.leases import RayLeases
 from study.sweep.tracking import (CONFIG_TAG, SWEEP_TAG, client_for, finish, flatten, log_folder, log_metrics,
                                   logged_steps, open_child)
-from study.trial import run_trial, trial_id
+from study.trial import config_id, run_trial
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def tune_trial(params: dict, *, context: TrialContext) -> None:
     run_id, reattached = open_child(client, context.experiment_id, context.parent_id, key,
                                     labelled(cfg, params, context.varied, key),
                                     flatten(cfg.model_dump(mode="json", exclude={"threads", "device"})),
-                                    {CONFIG_TAG: trial_id(cfg), SWEEP_TAG: context.sweep_name})
+                                    {CONFIG_TAG: config_id(cfg), SWEEP_TAG: context.sweep_name})
     tag_where_it_runs(client, run_id, cfg)
     logged = logged_steps(client, run_id, "stage") if reattached else set()
     if reattached:
@@ -76,7 +76,7 @@ def tune_trial(params: dict, *, context: TrialContext) -> None:
         tune.report(metrics)
 
     shared = context.lease_actor is not None
-    store = StageStore(context.store_uri if shared else f"{context.store_uri}/private/{trial_id(cfg)}")
+    store = StageStore(context.store_uri if shared else f"{context.store_uri}/private/{config_id(cfg)}")
     leases = RayLeases(context.lease_actor) if shared else LeaseTable()
     try:
         run_trial(cfg, out_dir, report, store=store, leases=leases, holder=f"{key}@{ray.util.get_node_ip_address()}")
