@@ -102,15 +102,19 @@ class NoiseConfig(Section):
 
     x + σ·ε (``fixed``) or x + σ·u·ε with u ~ U(0, 1) per crop (``uniform``, the paper's).
     Noise-conditional priors instead draw σ per clip and source, either from the study ladder's levels
-    ≤ the stage's σ (``levels: ladder``) or log-uniformly between the lowest ladder level and the stage's σ
-    (``loguniform``), and are told the σ they see. ``weighting`` sets how clips at different σ count in the loss: ``uniform``
+    ≤ the stage's σ (``levels: ladder``), log-uniformly between the lowest ladder level and the stage's σ
+    (``loguniform``) or log-normally within that range (``lognormal``), and are told the σ they see. ``weighting`` sets how clips at different σ count in the loss: ``uniform``
     (plain mean of nats per sample) or ``sigma_squared`` (weights σ²/mean σ², emphasising large σ as
     denoising score matching does).
     """
 
     mode: Literal["fixed", "uniform"] = "fixed"
     clip: bool = False  # clip the noisy clip to [-1, 1] (the paper did)
-    levels: Literal["ladder", "loguniform"] = "ladder"
+    # "lognormal": log σ ~ N(log_mean, log_std²) cut to [lowest ladder level, stage σ] (EDM's training levels,
+    # which put most of the work at mid σ and still reach large σ when the ladder does)
+    levels: Literal["ladder", "loguniform", "lognormal"] = "ladder"
+    log_mean: float = Field(-0.5, ge=-10, le=5)
+    log_std: float = Field(1.2, gt=0, le=10)
     weighting: Literal["uniform", "sigma_squared"] = "uniform"
 
     @model_validator(mode="before")
@@ -184,18 +188,44 @@ class SeparationConfig(Section):
     floor_sigma: float = Field(0.01, gt=0)  # the level a clean stage's prior is used at
     start_sigma: float | None = Field(None, gt=0)  # enter the ladder at the first level <= this
     # "mixture" copies it into every source; "noise" draws N(0, σ_entry²); "projected" projects that noise onto
-    # the mixture constraint Σ α_k s_k = m
-    init: Literal["mixture", "noise", "projected"] = "mixture"
+    # the mixture constraint Σ α_k s_k = m; "noised_prior" draws N(0, σ_entry² + v), a sample of the σ-noised
+    # prior (v: the sources' variance, read off the mixture); "denoiser" is each prior's one-shot denoiser
+    # applied to m/α_k at the noise the other sources put on it, projected onto the constraint
+    init: Literal["mixture", "noise", "projected", "noised_prior", "denoiser"] = "mixture"
+    # the levels: the ladder's levels up to the last stage's σ, or (σ-conditional priors) Karras et al.'s
+    # ρ-spaced levels from the entry σ (start_sigma, else the last stage's σ) down to floor_sigma
+    levels: Literal["ladder", "karras"] = "ladder"
+    karras_levels: int = Field(40, ge=2, le=1000)
+    karras_rho: float = Field(7.0, gt=0)
+    # before each level's steps, raise the noise from σ_i to σ_i·(1 + churn) with fresh noise (EDM's churn)
+    churn: float = Field(0.0, ge=0, le=10)
+    # the Dirac rule's pinned source carries the other sources' noise, √(Σ_{j<K} α_j²)/α_K · σ: score it at
+    # that level ("matched") or at σ ("level", BASIS/MSDM)
+    pinned_sigma: Literal["level", "matched"] = "level"
+    # "smoothed_map" spreads the score's noise level log-uniformly over [σ/spread, σ·spread]
     # one reverse-diffusion step between levels before the Langevin steps (predictor–corrector)
     predictor: Literal["none", "reverse_diffusion"] = "none"
     steps_growth: float = Field(1.0, ge=1, le=100)  # the last level runs this many times steps_per_level
     # also run the same sampler started at the true sources (si_sdr_oracle_start): does the prior hold them?
     oracle_start: bool = True
-    rule: Literal["gaussian", "dirac"] = "gaussian"
+    # "gaussian": Langevin with a Gaussian likelihood; "dirac": Langevin on K−1 sources, the last pinned by the
+    # mixture; "smoothed_map": mode seeking (no injected noise) with the score taken at a randomly drawn level
+    # around a noised copy of the iterate (randomised smoothing), with the Gaussian likelihood
+    rule: Literal["gaussian", "dirac", "smoothed_map"] = "gaussian"
+    smoothing_spread: float = Field(2.0, ge=1, le=100)
     likelihood_scale: float = Field(1.0, gt=0)  # γ_i² = scale·σ_i²·Σα²
     bound: float = Field(30.0, gt=0)  # |s| beyond this is divergence (unit-RMS stems rarely peak above 10)
     seed: int = 0
     audio_examples: int = Field(2, ge=0)
+    # Σ_k log p_k(estimate) − Σ_k log p_k(truth) per mixture, at the last level (likelihood_gap): negative means
+    # the sampler did not reach what the priors prefer; costs one log p pass (a bound for score priors)
+    likelihood_gap: bool = True
+
+    @model_validator(mode="after")
+    def _settings_fit_the_rule(self):
+        if self.pinned_sigma == "matched" and self.rule != "dirac":
+            raise ValueError("pinned_sigma: 'matched' applies to the dirac rule only (set rule: dirac)")
+        return self
 
 
 class TrialConfig(Section):
@@ -213,6 +243,29 @@ class TrialConfig(Section):
     # bf16 autocast for the networks' convolutions (densities stay float32): "auto" uses it on CUDA only;
     # "bfloat16" also on CPU, about 1.6x faster training where the CPU has AVX512-BF16 or AMX
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
+
+    @property
+    def noise_conditional(self) -> bool:
+        """Whether the prior is told σ (the one answer: stage planning, validation and keys ask here): always
+        for a score prior; otherwise its constructor's ``noise_conditional``, as set or by default."""
+        if PRIORS[self.prior.name].trained_by == "denoising":
+            return True
+        if "noise_conditional" not in prior_parameters(self.prior.name):
+            return False
+        return bool(prior_setting(self.prior.name, self.prior.preset, self.prior.hparams, "noise_conditional"))
+
+    @model_validator(mode="after")
+    def _sampler_needs_what_it_asks_for(self):
+        """Settings that take the score at levels other than the stages' own need a σ-conditional prior."""
+        sep = self.separation
+        needs = [("separation.levels: karras", sep.levels == "karras"), ("separation.init: denoiser", sep.init == "denoiser"),
+                 ("separation.rule: smoothed_map", sep.rule == "smoothed_map"),
+                 ("separation.pinned_sigma: matched", sep.pinned_sigma == "matched")]
+        for setting, used in needs:
+            if used and not self.noise_conditional:
+                raise ValueError(f"{setting} takes scores at any noise level: it needs a σ-conditional prior "
+                                 f"({self.prior.name} is not; use scorenet, wavenet_nc or flowavenet_nc)")
+        return self
 
     @model_validator(mode="after")
     def _unit_range_needs_peak_normalisation(self):

@@ -6,9 +6,9 @@ import torch
 from models import Prior
 from models.conditioning import as_sigma
 from study.config import EvaluationConfig
-from study.cores import on_cores
+from study.cores import map_batch, on_cores
 from study.metrics import (SMOOTHNESS, bits_per_sample, cross_likelihood, discrimination_metrics, in_class,
-                           level_name, logp_drop, per_source_auroc)
+                           level_name, logp_drop, per_source_auroc, si_sdr)
 from study.ood import likelihood_ratio
 from study.runtime import autocast
 
@@ -118,6 +118,8 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: Evalu
         metrics.update(discrimination_metrics(scores, sources, suffix=f"@{level_name(sigma)}"))
         metrics[f"{SMOOTHNESS}@{level_name(sigma)}"] = logp_drop(clean, scores)
         curve.append((sigma, *in_and_out_of_class(scores)))
+    if prior.trained_by == "denoising":
+        metrics.update(denoising_metrics(prior, clips, matched_levels, evaluation, device))
     if conditional and matched_levels:
         for level in matched_levels:
             if level not in matched_scores:
@@ -126,6 +128,24 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: Evalu
         metrics["auroc_matched"] = torch.stack(matched).mean().item()
         metrics["auroc_matched_min"] = torch.stack(matched).min().item()
     return metrics, {"cross_likelihood": cross_likelihood(clean), "noise_curve": curve}
+
+
+def denoising_metrics(prior: Prior, clips: torch.Tensor, levels, evaluation: EvaluationConfig, device) -> dict:
+    """A score prior's held-out denoising at each level it was trained on: SI-SDR (dB) of D(x + σε, σ) against
+    x (``denoise_si_sdr@σ``) beside that of the noisy clip itself (``noisy_si_sdr@σ``). It tells whether the
+    prior is good at the σ a sampler starts from, where log p says little."""
+    metrics = {}
+    for sigma in levels:
+        corrupted = noisy(clips, sigma, evaluation.seed)
+        parts = []
+        for start in range(0, len(clips), evaluation.batch_size or 8):
+            part = corrupted[start:start + (evaluation.batch_size or 8)].to(device)
+            with torch.inference_mode(), autocast(device):
+                parts.append(map_batch(lambda chunk: prior.denoise(chunk, sigma), part).float().cpu())
+        name = level_name(sigma)
+        metrics[f"denoise_si_sdr@{name}"] = si_sdr(torch.cat(parts), clips).mean().item()
+        metrics[f"noisy_si_sdr@{name}"] = si_sdr(corrupted, clips).mean().item()
+    return metrics
 
 
 def in_and_out_of_class(loglik: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,10 +23,11 @@ def level_name(sigma: float) -> str:
 # ``name@<σ>`` (σ one of evaluation.noise_levels), and what a family needs in the trial's configuration.
 PER_SOURCE = {"auroc", "auroc_complexity", "auroc_ratio", "bits_per_sample", "si_sdr", "sdr"}
 AT_NOISE = {"auroc", "logp_drop"}
+DENOISING = {"denoise_si_sdr", "noisy_si_sdr"}  # score priors, at each ladder level ≤ the stage's σ
 SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged", "separation_seconds",
               "langevin_steps_per_s", "separation_levels", "si_sdr_oracle_start", "si_sdri_oracle_start",
-              "oracle_start_diverged"}
-ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged"}
+              "oracle_start_diverged", "likelihood_gap", "likelihood_gap_oracle_start"}
+ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged", "likelihood_gap_oracle_start"}
 PLAIN = {"auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stage_sigma",
          "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_source_samples_per_s", "eval_seconds",
          *SEPARATION}
@@ -51,8 +52,10 @@ def metric_problem(name: str, sources, noise_levels, background: bool, noise_con
     """Why a trial with these settings never reports ``name`` (None: it does)."""
     family, _, source = name.partition("/")
     family, _, level = family.partition("@")
-    if family not in PLAIN | PER_SOURCE | AT_NOISE:
-        return f"no metric family {family!r}; trials report {sorted(PLAIN | PER_SOURCE | AT_NOISE)}"
+    if family not in PLAIN | PER_SOURCE | AT_NOISE | DENOISING:
+        return f"no metric family {family!r}; trials report {sorted(PLAIN | PER_SOURCE | AT_NOISE | DENOISING)}"
+    if family in DENOISING:
+        return None if level and not source else f"{family} is reported per ladder level only: {family}@<σ>"
     if source and (family not in PER_SOURCE or source not in sources):
         return (f"{family} has no per-source form" if family not in PER_SOURCE
                 else f"no source {source!r}; the sources are {list(sources)}")

@@ -79,6 +79,26 @@ def plot_level_trace(path: Path, sigmas, traces: dict[str, list[float]], baselin
     plt.close(fig)
 
 
+def plot_likelihood_gap(path: Path, gaps: dict[str, torch.Tensor], title: str) -> None:
+    """Σ_k log p_k(estimate) − Σ_k log p_k(truth) per mixture, one group of bars per start. Below zero the
+    priors prefer the truth and the sampler did not reach it (inference fails); at or above zero with a poor
+    SI-SDR the priors prefer a wrong answer (the prior fails)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    width = 0.8 / max(len(gaps), 1)
+    for j, (label, gap) in enumerate(gaps.items()):
+        ax.bar([i + j * width for i in range(len(gap))], gap.tolist(), width, label=label)
+    ax.axhline(0.0, color="grey", lw=1)
+    ax.set_xlabel("mixture")
+    ax.set_ylabel("log p(estimates) − log p(truth) (nats)")
+    ax.set_title(f"Likelihood gap: {title}\n< 0: inference failed; ≥ 0 with a poor SI-SDR: the prior is wrong",
+                 fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_audio_examples(folder: Path, mixtures, references, estimates, sources, sample_rate: int, count: int) -> None:
     """mixture.wav, <source>_reference.wav and <source>_estimate.wav for the first ``count`` mixtures."""
     for b in range(min(count, mixtures.shape[0])):

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from models import PRESETS, PRIORS, prior_parameters
+from models import PRESETS, PRIORS
 from study.config import SIGMA_TOLERANCE, TrainingConfig, TrialConfig
 
 KEY_LENGTH = 16
@@ -42,6 +42,23 @@ class Stage:
 def content_hash(tree, length: int = KEY_LENGTH) -> str:
     """A short, stable hash of a JSON-able tree (dora-style identity)."""
     return hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+# Settings added after stores were written are left out of a key while at their default, so that everything
+# stored before keeps its key (tests/study/test_stage_keys.py pins them).
+LATER_NOISE_SETTINGS = ("log_mean", "log_std")
+LATER_SEPARATION_SETTINGS = ("levels", "karras_levels", "karras_rho", "churn", "pinned_sigma", "smoothing_spread",
+                             "likelihood_gap")
+
+
+def identity(section, later: tuple[str, ...] = ()) -> dict:
+    """A config section as a key sees it: every setting, but ``later`` ones only where they differ from their
+    default."""
+    tree = section.model_dump(mode="json")
+    for name in later:
+        if getattr(section, name) == type(section).model_fields[name].default:
+            tree.pop(name)
+    return tree
 
 
 def levels_up_to(ladder, sigma: float, include_sigma: bool = True) -> list[float]:
@@ -73,7 +90,7 @@ def plan_stages(cfg: TrialConfig) -> list[Stage]:
 def noise_policy(cfg: TrialConfig) -> dict:
     """The ladder a σ-conditional prior trains on (the configured one, for every prior the trial trains) and its
     floor: a score prior has no σ = 0, so its clean stage trains at the ladder's lowest level."""
-    if not is_noise_conditional(cfg):
+    if not cfg.noise_conditional:
         return {"ladder": None, "floor": 0.0}
     ladder = tuple(cfg.schedule.ladder)
     return {"ladder": ladder, "floor": min(ladder) if PRIORS[cfg.prior.name].trained_by == "denoising" else 0.0}
@@ -92,11 +109,14 @@ def _prior_identity(cfg: TrialConfig) -> dict:
 
 def _training_identity(training: TrainingConfig, sigma: float, noise_conditional: bool) -> dict:
     tree = training.model_dump(mode="json", exclude=NOT_WEIGHTS)
+    tree["noise"] = identity(training.noise, LATER_NOISE_SETTINGS)
     tree["sigma"] = sigma
     if sigma == 0:  # clean: the noise law is never used
         tree["noise"] = {}
     elif not noise_conditional:  # levels and weighting only apply to σ-conditional priors
         tree["noise"].pop("levels"), tree["noise"].pop("weighting")
+    if tree["noise"].get("levels") != "lognormal":  # the log-normal's parameters only apply to it
+        tree["noise"].pop("log_mean", None), tree["noise"].pop("log_std", None)
     return tree
 
 
@@ -105,19 +125,9 @@ def data_identity(cfg: TrialConfig, split: str) -> dict:
     return cfg.data.model_dump(mode="json", exclude=TEST_ONLY_DATA if split == "train" else TRAIN_ONLY_DATA)
 
 
-def is_noise_conditional(cfg: TrialConfig) -> bool:
-    """Whether the prior is told σ: always for a score prior; otherwise its constructor's ``noise_conditional``
-    default, unless overridden."""
-    if PRIORS[cfg.prior.name].trained_by == "denoising":
-        return True
-    parameter = prior_parameters(cfg.prior.name).get("noise_conditional")
-    default = parameter.default if parameter is not None else False
-    return bool(_prior_identity(cfg)["hparams"].get("noise_conditional", default))
-
-
 def stage_keys(cfg: TrialConfig, stages: list[Stage]) -> list[str]:
     """The content key of every stage, in order (a stage's key includes its parent's)."""
-    conditional = is_noise_conditional(cfg)
+    conditional = cfg.noise_conditional
     keys: list[str] = []
     for stage in stages:
         tree = {"data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
@@ -144,7 +154,7 @@ def background_key(cfg: TrialConfig) -> str:
     over the configured ladder, which is then part of its key."""
     tree = {"background": True, "data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
             "training": _training_identity(background_training(cfg), 0.0, False)}
-    if is_noise_conditional(cfg):
+    if cfg.noise_conditional:
         tree["ladder"] = list(cfg.schedule.ladder)
     return content_hash(tree)
 
@@ -161,8 +171,13 @@ def separation_levels(stages: list[Stage], cfg, ladder=None) -> list[tuple[float
     """(σ, stage index) in decreasing σ, entered at ``cfg.start_sigma`` when given.
 
     Unconditional priors: each stage's prior serves at its own σ (a clean one at ``floor_sigma``). With
-    ``ladder`` (a noise-conditional prior), the last stage's prior serves every ladder level up to its σ.
+    ``ladder`` (a noise-conditional prior), the last stage's prior serves every ladder level up to its σ, or
+    with ``levels: karras`` Karras levels from the entry σ (at most its σ) down to ``floor_sigma``.
     """
+    if ladder is not None and cfg.levels == "karras":
+        last = stages[-1]
+        top = min(cfg.start_sigma or last.sigma, last.sigma)
+        return [(sigma, last.index) for sigma in karras_levels(top, cfg.floor_sigma, cfg.karras_levels, cfg.karras_rho)]
     levels = {}
     if ladder is not None:
         last = stages[-1]
@@ -179,10 +194,18 @@ def separation_levels(stages: list[Stage], cfg, ladder=None) -> list[tuple[float
     return ordered
 
 
+def karras_levels(high: float, low: float, count: int, rho: float) -> list[float]:
+    """Karras et al. (2022)'s levels: σ_i^{1/ρ} evenly spaced from high to low, so most fall at small σ."""
+    if count == 1 or high <= low:
+        return [max(high, low)]
+    return [(high ** (1 / rho) + i / (count - 1) * (low ** (1 / rho) - high ** (1 / rho))) ** rho for i in range(count)]
+
+
 def separation_key(cfg: TrialConfig, levels: list[tuple[float, int]], keys: list[str]) -> str:
     """The key of a separation run: the priors at each level, the settings and the test data."""
     return content_hash({"levels": [(sigma, keys[index]) for sigma, index in levels],
-                         "separation": cfg.separation.model_dump(mode="json"), "data": data_identity(cfg, "test")})
+                         "separation": identity(cfg.separation, LATER_SEPARATION_SETTINGS),
+                         "data": data_identity(cfg, "test")})
 
 
 def training_cost(configs: list[TrialConfig]) -> dict[str, tuple[int, int]]:

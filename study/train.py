@@ -67,6 +67,8 @@ def draw_sigmas(sigma: float, noise: NoiseConfig, ladder, shape, generator: torc
     if noise.levels == "ladder":
         return torch.tensor(levels)[torch.randint(len(levels), shape, generator=generator)]
     low, high = math.log(levels[0]), math.log(sigma)
+    if noise.levels == "lognormal":
+        return torch.exp((noise.log_mean + noise.log_std * torch.randn(shape, generator=generator)).clamp(low, high))
     return torch.exp(low + (high - low) * torch.rand(shape, generator=generator))
 
 

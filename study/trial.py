@@ -34,8 +34,8 @@ from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.leases import Heartbeat, LeaseTable
 from study.metrics import headline_metrics, level_name, mixture_si_sdr, separation_metrics, si_sdr
 from study.ood import PooledSources, flac_log_density
-from study.plots import (plot_cross_likelihood, plot_level_trace, plot_noise_curve, write_audio_examples,
-                         write_matrix_csv)
+from study.plots import (plot_cross_likelihood, plot_level_trace, plot_likelihood_gap, plot_noise_curve,
+                         write_audio_examples, write_matrix_csv)
 from study.runtime import autocast, pick_device, resolve_precision, use_precision
 from study.separate import LangevinSchedule, annealed_langevin
 from study.stages import (Stage, background_key, background_stage, background_training, content_hash, evaluation_key,
@@ -46,7 +46,8 @@ from study.train import load_checkpoint, train
 Report = Callable[[dict, Path], None]
 NOT_SEMANTIC = {"device", "threads", "precision", "name"}  # settings that do not change what is computed
 WAIT_POLL_SECONDS = 1.0
-INIT_NAMES = {"mixture": "the mixture", "noise": "noise", "projected": "noise projected onto the mixture"}
+INIT_NAMES = {"mixture": "the mixture", "noise": "noise", "projected": "noise projected onto the mixture",
+              "noised_prior": "the noised prior", "denoiser": "the denoised mixture"}
 
 
 class TrialError(RuntimeError):
@@ -263,35 +264,22 @@ class Trial:
     def _run_langevin(self, levels: list[tuple[float, int]], folder: Path) -> dict:
         cfg, sep = self.cfg, self.cfg.separation
         clips = self.test.with_length(sep.length, max_eval_crops=sep.mixtures)  # the split is loaded once
-        sources = clips.sources
         references = clips.clips(range(min(sep.mixtures, len(clips))))
         mixtures = mix(references)
-        k = references.shape[1]
-        schedule = LangevinSchedule.from_config([s for s, _ in levels], sep)
-        level_priors = [self.load(self.keys[i]) for _, i in levels]
-        for prior in level_priors:
-            prior.eval()
-        self.log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, levels "
-                 f"{[level_name(s) for s, _ in levels]} × {sep.steps_per_level} steps (×{sep.steps_growth:g} by the "
-                 f"last), rule {sep.rule}, init {sep.init}, predictor {sep.predictor}"
-                 + (", then again from the true sources" if sep.oracle_start else ""))
         sigmas = [s for s, _ in levels]
-
-        def score(i: int, s: torch.Tensor) -> torch.Tensor:
-            with autocast(self.device):  # the chains (mixtures) are independent: a share of them per CPU core
-                return map_batch(lambda chains: level_priors[i].score(chains, sigmas[i]), s)
-
-        def sample(start: torch.Tensor | None):
-            generator = torch.Generator(device=self.device).manual_seed(sep.seed)  # same noise for both starts
-            return annealed_langevin(score, mixtures.to(self.device), mixing_weights(k), schedule, generator,
-                                     keep_levels=True, start=start)
-
+        schedule = LangevinSchedule.from_config(sigmas, sep)
+        level_priors = [self.load(self.keys[i]).eval() for _, i in levels]
+        self.log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, {len(levels)} levels "
+                 f"{level_name(sigmas[0])} → {level_name(sigmas[-1])} × {sep.steps_per_level} steps "
+                 f"(×{sep.steps_growth:g} by the last), rule {sep.rule}, init {sep.init}, predictor {sep.predictor}"
+                 + (", then again from the true sources" if sep.oracle_start else ""))
+        sample = self._sampler(level_priors, sigmas, mixtures, schedule)
         t0 = time.perf_counter()
         result = sample(None)
         wall = time.perf_counter() - t0
         metrics = {"separation_seconds": wall, "langevin_steps_per_s": result.steps / wall,
                    "separation_levels": len(levels), "separation_diverged": float(result.diverged is not None)}
-        traces = {}
+        held, traces = {}, {}  # label -> (the chains that ended without diverging, metric suffix); SI-SDR traces
         if sep.oracle_start:
             oracle = sample(references.to(self.device))
             metrics["oracle_start_diverged"] = float(oracle.diverged is not None)
@@ -299,23 +287,56 @@ class Trial:
                 self.log(f"separation started at the true sources diverged: {oracle.diverged}")
             else:
                 # SI-SDR only: the BSS-Eval SDR of separation_metrics is its costly part and is not needed here
-                held = si_sdr(oracle.estimates.cpu().double(), references.double()).mean().item()
+                score = si_sdr(oracle.estimates.cpu().double(), references.double()).mean().item()
                 baseline = mixture_si_sdr(mixtures, references).mean().item()
-                metrics.update(si_sdr_oracle_start=held, si_sdri_oracle_start=held - baseline)
-                traces["started at the true sources"] = self._trace(oracle, references, sigmas, "si_sdr_oracle_trace",
-                                                                      metrics)
+                metrics.update(si_sdr_oracle_start=score, si_sdri_oracle_start=score - baseline)
+                held["started at the true sources"] = (oracle, "_oracle_start")
+                traces = {"started at the true sources": self._trace(oracle, references, sigmas,
+                                                                     "si_sdr_oracle_trace", metrics)}
         if result.diverged:
             self.log(f"separation diverged: {result.diverged}")
             return {**metrics, "separation_error": result.diverged}
         estimates = result.estimates.cpu()
-        metrics.update(separation_metrics(estimates, references, mixtures, sources))
-        traces = {f"started at {INIT_NAMES[sep.init]}":
-                  self._trace(result, references, sigmas, "si_sdr_trace", metrics), **traces}
+        metrics.update(separation_metrics(estimates, references, mixtures, clips.sources))
+        label = f"started at {INIT_NAMES[sep.init]}"
+        held = {label: (result, ""), **held}
+        traces = {label: self._trace(result, references, sigmas, "si_sdr_trace", metrics), **traces}
         plot_level_trace(folder / "si_sdr_per_level.png", schedule.sigmas, traces, metrics["si_sdr_mixture"],
                          f"Separation after each level ({cfg.prior.name}, {sep.rule} rule)")
-        write_audio_examples(folder / "audio", mixtures, references, estimates, sources, clips.sample_rate,
+        if sep.likelihood_gap:
+            gaps = {label: self._likelihood_gap(level_priors[-1], sigmas[-1], run.estimates.cpu(), references)
+                    for label, (run, _) in held.items()}
+            metrics.update({f"likelihood_gap{suffix}": gaps[label].mean().item() for label, (_, suffix) in held.items()})
+            plot_likelihood_gap(folder / "likelihood_gap.png", gaps, f"{cfg.prior.name}, σ={sigmas[-1]:.3g}")
+        write_audio_examples(folder / "audio", mixtures, references, estimates, clips.sources, clips.sample_rate,
                              sep.audio_examples)
         return metrics
+
+    def _sampler(self, level_priors: list[Prior], sigmas: list[float], mixtures: torch.Tensor,
+                 schedule: LangevinSchedule) -> Callable:
+        """``sample(start)``: the sampler over the level priors, from the configured start or from ``start``."""
+
+        def score(i: int, s: torch.Tensor, sigma=None) -> torch.Tensor:
+            """Level i's prior at σ_i, or at ``sigma`` (a number, or [K]: one level per source)."""
+            level = sigmas[i] if sigma is None else sigma
+            with autocast(self.device):  # the chains (mixtures) are independent: a share of them per CPU core
+                return map_batch(lambda chains: level_priors[i].score(chains, per_chain(level, chains)), s)
+
+        def sample(start: torch.Tensor | None):
+            generator = torch.Generator(device=self.device).manual_seed(self.cfg.separation.seed)  # same for both
+            return annealed_langevin(score, mixtures.to(self.device), mixing_weights(level_priors[0].num_sources),
+                                     schedule, generator, keep_levels=True, start=start)
+
+        return sample
+
+    def _likelihood_gap(self, prior: Prior, sigma: float, estimates: torch.Tensor, references: torch.Tensor):
+        """Σ_k log p_k(estimate) − Σ_k log p_k(truth) per mixture, in nats, under the last level's prior at its σ
+        (a score prior's bound): negative, the sampler missed what the priors prefer; near zero or positive
+        with a poor SI-SDR, the priors themselves prefer the wrong answer. [mixtures]."""
+        with torch.inference_mode(), autocast(self.device):
+            def total(x: torch.Tensor) -> torch.Tensor:
+                return map_batch(lambda part: prior.log_prob(part, per_chain(sigma, part)), x.to(self.device))
+            return (total(estimates).sum(1) - total(references).sum(1)).double().cpu()
 
     @staticmethod
     def _trace(result, references: torch.Tensor, sigmas, name: str, metrics: dict) -> list[float]:
@@ -323,6 +344,13 @@ class Trial:
         trace = [si_sdr(level, references).mean().item() for level in result.level_estimates]
         metrics.update({f"{name}/{level_name(sigma)}": value for sigma, value in zip(sigmas, trace)})
         return trace
+
+
+def per_chain(sigma, chains: torch.Tensor):
+    """A noise level for a prior's score or log p: a number as it is, one per source ([K]) for every chain."""
+    if isinstance(sigma, torch.Tensor):
+        return sigma.to(chains).expand(len(chains), -1)
+    return sigma
 
 
 def default_holder() -> str:

@@ -236,14 +236,13 @@ def check_objectives(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
     """Every objective (and the ASHA metric) must be a metric that at least one trial reports."""
     from study.data.build import source_names
     from study.metrics import metric_problem
-    from study.stages import is_noise_conditional
 
     named = {f"search.objectives.{name}": name for name in sweep.search.objectives}
     if sweep.scheduler.metric:
         named["scheduler.metric"] = sweep.scheduler.metric
     for field, name in named.items():
         problems = [metric_problem(name, source_names(cfg.data), cfg.evaluation.noise_levels,
-                                   cfg.evaluation.background, is_noise_conditional(cfg), cfg.separation.enabled,
+                                   cfg.evaluation.background, cfg.noise_conditional, cfg.separation.enabled,
                                    cfg.separation.oracle_start)
                     for cfg in configs]
         if all(problems):

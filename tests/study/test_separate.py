@@ -141,3 +141,99 @@ def test_projected_noise_start_sums_to_the_mixture_and_steps_grow_geometrically(
     assert start.std() > 0.5  # noise at the entry σ = 1, not the mixture copied
     schedule = LangevinSchedule([1.0, 0.1, 0.01], steps_per_level=10, steps_growth=10)
     assert [schedule.steps(i) for i in range(3)] == [10, 32, 100]
+
+
+def smoothed_score_at_any_level(sigmas):
+    """The exact score of each Gaussian prior smoothed at σ: N(0, c_k + σ²), at level i's σ or at ``sigma``
+    (a number or one per source), as a σ-conditional prior answers."""
+    def score(level, s, sigma=None):
+        sigma = torch.as_tensor(sigmas[level] if sigma is None else sigma, dtype=s.dtype).reshape(1, -1, 1)
+        return -s / (VARIANCES.view(1, -1, 1) + sigma**2)
+    return score
+
+
+def recorded_mean(schedule, score, mixture, burn_in, seed=0, chains=256):
+    """Mean over chains and over the iterates after ``burn_in`` score calls: [3, T]."""
+    iterates = []
+
+    def recording(level, s, **kwargs):
+        iterates.append(s.mean(0, keepdim=True).clone())
+        return score(level, s, **kwargs)
+
+    annealed_langevin(recording, mixture.expand(chains, -1), ALPHAS, schedule, torch.Generator().manual_seed(seed))
+    return torch.cat(iterates[burn_in:]).mean(0)
+
+
+def test_dirac_rule_scoring_the_pinned_source_at_its_matched_level_samples_that_posterior():
+    """pinned_sigma: matched scores the pinned source at √(Σ_{j<K} α_j²)/α_K · σ: the chain then samples the
+    Gaussian conditioned on Σ α s = m with the pinned prior smoothed at that level and the others at σ."""
+    sigma = 0.3
+    mixture = torch.linspace(-0.5, 0.5, 16, dtype=torch.float64).view(1, -1)
+    schedule = LangevinSchedule([sigma], steps_per_level=3000, epsilon=2e-3, rule="dirac", pinned_sigma="matched")
+    pinned = sigma * float(ALPHAS[:-1].pow(2).sum().sqrt() / ALPHAS[-1])
+    smoothed = VARIANCES + torch.tensor([sigma, sigma, pinned], dtype=torch.float64) ** 2
+    expected = (smoothed * ALPHAS / (ALPHAS @ (smoothed * ALPHAS))).view(-1, 1) * mixture
+    got = recorded_mean(schedule, smoothed_score_at_any_level([sigma]), mixture, burn_in=500)
+    assert (got - expected).abs().max() < 0.03, (got - expected).abs().max()
+    level = LangevinSchedule([sigma], steps_per_level=3000, epsilon=2e-3, rule="dirac")  # the other answer
+    assert (recorded_mean(level, smoothed_score_at_any_level([sigma]), mixture, 500) - expected).abs().max() > 0.05
+
+
+def test_smoothed_map_rule_converges_to_the_smoothed_posterior_mode():
+    """Mode seeking with the score of a noised copy at σ' (spread 1: σ' = σ): no injected noise, so every chain
+    goes to the mode of the Gaussian posterior whose prior is smoothed at σ (in expectation over the copies)."""
+    sigma = 0.2
+    mixture = torch.linspace(-0.6, 0.6, 16, dtype=torch.float64).view(1, -1)
+    schedule = LangevinSchedule([sigma], steps_per_level=3000, epsilon=2e-3, rule="smoothed_map", smoothing_spread=1)
+    gamma2 = schedule.gamma_squared(0, ALPHAS)
+    precision = torch.diag(1 / (VARIANCES + sigma**2)) + torch.outer(ALPHAS, ALPHAS) / gamma2
+    expected = torch.linalg.solve(precision, ALPHAS.view(-1, 1) / gamma2) * mixture
+    got = recorded_mean(schedule, smoothed_score_at_any_level([sigma]), mixture, burn_in=1000, chains=64)
+    assert (got - expected).abs().max() < 0.02, (got - expected).abs().max()
+
+
+def test_churn_and_a_noised_prior_start_leave_the_posterior_unchanged():
+    """Churn re-noises before the corrector steps and the noised-prior start only moves where chains begin:
+    the last level still samples its closed-form posterior (Gaussian likelihood)."""
+    sigmas = [0.3, 0.1]
+    mixture = torch.linspace(-0.6, 0.6, 16, dtype=torch.float64).view(1, -1)
+    schedule = LangevinSchedule(sigmas, steps_per_level=2000, epsilon=2e-3, init="noised_prior", churn=1.0)
+    gamma2 = schedule.gamma_squared(1, ALPHAS)
+    precision = torch.diag(1 / (VARIANCES + sigmas[-1] ** 2)) + torch.outer(ALPHAS, ALPHAS) / gamma2
+    expected = torch.linalg.solve(precision, ALPHAS.view(-1, 1) / gamma2) * mixture
+    got = recorded_mean(schedule, smoothed_score_at_any_level(sigmas), mixture, burn_in=2000 + 500)
+    assert (got - expected).abs().max() < 0.03, (got - expected).abs().max()
+    frozen = LangevinSchedule([2.0], steps_per_level=1, epsilon=1e-14, init="noised_prior")
+    wide = torch.randn(1, 4096, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    start = annealed_langevin(gaussian_score, wide, ALPHAS, frozen, torch.Generator().manual_seed(0)).estimates
+    variance = wide.pow(2).mean() / ALPHAS.pow(2).sum()  # the sources' variance the mixture implies
+    assert abs(start.var().item() - (4.0 + variance.item())) < 0.3  # N(0, σ_1² + v)
+
+
+def test_denoiser_start_is_the_posterior_mean_for_equal_gaussian_priors():
+    """For equal variances c, D_k(m/α_k, σ_k) with σ_k² = v·Σ_{j≠k}α_j²/α_k² is the MMSE estimate, and projected
+    onto the constraint it is the posterior mean Cα(αᵀCα)⁻¹m = m (α = 1/3): exact in closed form."""
+    mixture = torch.randn(3, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    c = 0.4
+
+    def equal(level, s, sigma=None):
+        level_ = torch.as_tensor(0.1 if sigma is None else sigma, dtype=s.dtype).reshape(1, -1, 1)
+        return -s / (c + level_**2)
+
+    frozen = LangevinSchedule([0.1], steps_per_level=1, epsilon=1e-14, init="denoiser")
+    start = annealed_langevin(equal, mixture, ALPHAS, frozen, torch.Generator().manual_seed(0)).estimates
+    assert torch.allclose(start, mixture.unsqueeze(1).expand(-1, 3, -1), atol=1e-5)  # one step of 1e-14
+
+
+def test_karras_levels_run_from_the_entry_down_to_the_floor():
+    from study.config import SeparationConfig
+    from study.stages import Stage, karras_levels, separation_levels
+
+    levels = karras_levels(3.0, 0.01, 40, 7.0)
+    assert len(levels) == 40 and abs(levels[0] - 3.0) < 1e-12 and abs(levels[-1] - 0.01) < 1e-12
+    assert all(a > b for a, b in zip(levels, levels[1:]))
+    assert sum(level < 0.3 for level in levels) >= 20  # ρ = 7: half the levels below σ_max/10 (evenly: 4)
+    stages = [Stage(0, 3.0, 10, None, ladder=(3.0, 1.0, 0.01), floor=0.01)]
+    entered = separation_levels(stages, SeparationConfig(levels="karras", karras_levels=5, start_sigma=1.0),
+                                stages[-1].ladder)
+    assert [i for _, i in entered] == [0] * 5 and abs(entered[0][0] - 1.0) < 1e-12

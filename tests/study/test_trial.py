@@ -238,3 +238,27 @@ def test_score_prior_trial_trains_by_denoising_and_separates_with_every_sampler_
     assert final["separation_levels"] == 3
     assert math.isfinite(final["si_sdr_oracle_start"]) and f"si_sdr_trace/{level_name(0.01)}" in final
     assert any("predictor reverse_diffusion" in line for line in lines)
+
+
+@pytest.mark.parametrize("sampler", [
+    {"levels": "karras", "karras_levels": 4, "init": "noised_prior", "rule": "dirac", "pinned_sigma": "matched",
+     "churn": 0.5},
+    {"init": "denoiser", "rule": "smoothed_map", "epsilon": 1e-12},  # steps too small to move
+])
+def test_isdm_style_sampler_settings_run_in_a_trial_with_the_likelihood_gap_and_denoising_check(tmp_path, sampler):
+    """A score prior over a ladder above the sources' RMS (σ_max = 2, log-normal training levels), separated by
+    the ISDM-style settings: the trial reports the likelihood gap for both starts and the per-σ denoising check."""
+    ladder = [2.0, 0.5, 0.1, 0.01]
+    cfg = tiny(prior={"name": "scorenet", "preset": "tiny", "hparams": {"bound_nodes": 2, "sigma_max": 2.0}},
+               training={"steps": 20, "noise": {"levels": "lognormal"}},
+               schedule={"kind": "scratch", "sigma": 2.0, "ladder": ladder},
+               evaluation={"clips": 8, "noise_levels": [0.1]},
+               separation={"steps_per_level": 3, **sampler})
+    final = run_trial(cfg, tmp_path, log=quiet)
+    assert final["separation_levels"] == 4  # 4 Karras levels, or the 4 ladder levels
+    assert math.isfinite(final["likelihood_gap"]) and math.isfinite(final["likelihood_gap_oracle_start"])
+    if sampler.get("epsilon"):  # chains that cannot move: the oracle start ends at the truth, a gap of zero
+        assert abs(final["likelihood_gap_oracle_start"]) < 1e-3
+    assert {f"denoise_si_sdr@{level_name(s)}" for s in ladder} <= set(final)
+    assert final[f"noisy_si_sdr@{level_name(2.0)}"] < final[f"noisy_si_sdr@{level_name(0.01)}"]
+    assert (tmp_path / "separation" / "likelihood_gap.png").is_file()
