@@ -220,6 +220,10 @@ class SeparationConfig(Section):
     # Σ_k log p_k(estimate) − Σ_k log p_k(truth) per mixture, at the last level (likelihood_gap): negative means
     # the sampler did not reach what the priors prefer; costs one log p pass (a bound for score priors)
     likelihood_gap: bool = True
+    # a supervised reference line: ConvTasNet trained this many steps on the same training sources (0: none),
+    # trained once per store and scored on the same test mixtures (si_sdri_supervised)
+    reference_steps: int = Field(0, ge=0, le=1_000_000)
+    reference_lr: float = Field(1e-3, gt=0, le=1)
 
     @model_validator(mode="after")
     def _settings_fit_the_rule(self):

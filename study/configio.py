@@ -10,7 +10,9 @@ Every message is bounded too: a value is shown by a short excerpt, never in full
 from __future__ import annotations
 
 import copy
+import difflib
 import re
+import typing
 from pathlib import Path
 
 import yaml
@@ -190,8 +192,26 @@ def load_tree(path: str | Path, overrides: list[str] = ()) -> dict:
 
 
 # --- validation ---------------------------------------------------------------------------------------------
-def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
-    """One line per problem: ``field.path: message (got value)``, each bounded in length."""
+def fields_at(model: type[BaseModel] | None, loc) -> list[str]:
+    """The setting names of the config section that ``loc`` (a field path) lies in; [] when unknown."""
+    for part in loc:
+        field = model.model_fields.get(str(part)) if model is not None else None
+        if field is None:
+            return []
+        kinds = [field.annotation, *typing.get_args(field.annotation)]
+        model = next((kind for kind in kinds if isinstance(kind, type) and issubclass(kind, BaseModel)), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def did_you_mean(model: type[BaseModel] | None, loc) -> str:
+    """``; did you mean 'training'?`` for a misspelt setting, or nothing."""
+    close = difflib.get_close_matches(str(loc[-1]), fields_at(model, loc[:-1]), n=1, cutoff=0.6) if loc else []
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``field.path: message (got value)``, each bounded in length; an unknown setting
+    close to a known one of ``model`` gets a suggestion."""
     lines = []
     for problem in error.errors():
         path = ".".join(str(p) for p in problem["loc"] if p != "__root__")
@@ -199,6 +219,8 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
         got = problem.get("input")
         shown = "" if problem["type"] in ("missing",) or isinstance(got, dict) else f" (got {excerpt(got)})"
         message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message += did_you_mean(model, problem["loc"])
         lines.append(f"{path}: {message}{shown}")
     return bounded("\n".join(lines))
 
@@ -208,7 +230,7 @@ def validate(model: type[BaseModel], tree: dict, source: str = "", prefix: str =
         return model.model_validate(tree)
     except ValidationError as error:
         where = f"{source}: " if source else ""
-        raise ConfigError(f"{where}invalid configuration\n{describe_validation_error(error, prefix)}") from None
+        raise ConfigError(f"{where}invalid configuration\n{describe_validation_error(error, prefix, model)}") from None
 
 
 def load_config(model: type[BaseModel], path: str | Path, overrides: list[str] = ()) -> BaseModel:

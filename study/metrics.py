@@ -26,7 +26,8 @@ AT_NOISE = {"auroc", "logp_drop"}
 DENOISING = {"denoise_si_sdr", "noisy_si_sdr"}  # score priors, at each ladder level ≤ the stage's σ
 SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged", "separation_seconds",
               "langevin_steps_per_s", "separation_levels", "si_sdr_oracle_start", "si_sdri_oracle_start",
-              "oracle_start_diverged", "likelihood_gap", "likelihood_gap_oracle_start"}
+              "oracle_start_diverged", "likelihood_gap", "likelihood_gap_oracle_start", "si_sdr_supervised",
+              "si_sdri_supervised"}
 ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged", "likelihood_gap_oracle_start"}
 PLAIN = {"auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stage_sigma",
          "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_source_samples_per_s", "eval_seconds",

@@ -51,10 +51,13 @@ LATER_SEPARATION_SETTINGS = ("levels", "karras_levels", "karras_rho", "churn", "
                              "likelihood_gap")
 
 
-def identity(section, later: tuple[str, ...] = ()) -> dict:
-    """A config section as a key sees it: every setting, but ``later`` ones only where they differ from their
-    default."""
-    tree = section.model_dump(mode="json")
+NOT_SEPARATION = {"reference_steps", "reference_lr"}  # the supervised reference has its own key
+
+
+def identity(section, later: tuple[str, ...] = (), exclude: set[str] | None = None) -> dict:
+    """A config section as a key sees it: every setting but ``exclude``, and ``later`` ones only where they
+    differ from their default."""
+    tree = section.model_dump(mode="json", exclude=exclude)
     for name in later:
         if getattr(section, name) == type(section).model_fields[name].default:
             tree.pop(name)
@@ -204,8 +207,16 @@ def karras_levels(high: float, low: float, count: int, rho: float) -> list[float
 def separation_key(cfg: TrialConfig, levels: list[tuple[float, int]], keys: list[str]) -> str:
     """The key of a separation run: the priors at each level, the settings and the test data."""
     return content_hash({"levels": [(sigma, keys[index]) for sigma, index in levels],
-                         "separation": identity(cfg.separation, LATER_SEPARATION_SETTINGS),
+                         "separation": identity(cfg.separation, LATER_SEPARATION_SETTINGS, NOT_SEPARATION),
                          "data": data_identity(cfg, "test")})
+
+
+def supervised_key(cfg: TrialConfig) -> str:
+    """The key of the supervised reference separator: its training and the data it is trained and scored on."""
+    sep = cfg.separation
+    return content_hash({"supervised": {"steps": sep.reference_steps, "lr": sep.reference_lr, "seed": sep.seed},
+                         "train": data_identity(cfg, "train"), "test": data_identity(cfg, "test"),
+                         "mixtures": sep.mixtures, "length": sep.length})
 
 
 def training_cost(configs: list[TrialConfig]) -> dict[str, tuple[int, int]]:

@@ -141,7 +141,15 @@ class StageStore:
     def list(self, folder: str) -> list[str]:
         """Relative paths of the files below ``folder`` (recursively), sorted; empty when absent."""
         base = self.path(folder)
-        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        for attempt in range(5):
+            try:
+                infos = self.fs.get_file_info(selector)
+                break
+            except FileNotFoundError:
+                # a folder created or removed by another writer while the tree was walked: walk again
+                if attempt == 4:
+                    raise
         return sorted(info.path[len(base) + 1:] for info in infos if info.type == pafs.FileType.File)
 
     def put_folder(self, folder: str, local: Path) -> None:

@@ -39,8 +39,10 @@ from study.plots import (plot_cross_likelihood, plot_level_trace, plot_likelihoo
 from study.runtime import autocast, pick_device, resolve_precision, use_precision
 from study.separate import LangevinSchedule, annealed_langevin
 from study.stages import (Stage, background_key, background_stage, background_training, content_hash, evaluation_key,
-                          levels_up_to, plan_stages, separation_key, separation_levels, stage_keys, stage_training)
+                          levels_up_to, plan_stages, separation_key, separation_levels, stage_keys, stage_training,
+                          supervised_key)
 from study.store import StageStore, StoreError, dumps_json, write_local
+from study.supervised import reference_metrics, train_separator
 from study.train import load_checkpoint, train
 
 Report = Callable[[dict, Path], None]
@@ -261,10 +263,30 @@ class Trial:
         self.store.get_folder(stored, self.out_dir / "separation")
         return self.store.read_json(f"{stored}/separation.json")
 
+    @functools.cached_property
+    def separation_sources(self):
+        """(clips, the true sources of the separation's test mixtures [B, K, T])."""
+        sep = self.cfg.separation
+        clips = self.test.with_length(sep.length, max_eval_crops=sep.mixtures)  # the split is loaded once
+        return clips, clips.clips(range(min(sep.mixtures, len(clips))))
+
+    def supervised_reference(self) -> dict:
+        """A supervised separator's scores on the same test mixtures (trained once per store)."""
+        sep = self.cfg.separation
+        stored = f"supervised/{supervised_key(self.cfg)}"
+
+        def build() -> None:
+            self.log(f"--- supervised reference: ConvTasNet, {sep.reference_steps} steps (store {stored})")
+            model = train_separator(self.train_clips, sep, self.device, self.log)
+            self.store.write_json(f"{stored}/metrics.json",
+                                  reference_metrics(model, self.separation_sources[1], self.device))
+
+        self.once(stored, build, "supervised reference")
+        return self.store.read_json(f"{stored}/metrics.json")
+
     def _run_langevin(self, levels: list[tuple[float, int]], folder: Path) -> dict:
         cfg, sep = self.cfg, self.cfg.separation
-        clips = self.test.with_length(sep.length, max_eval_crops=sep.mixtures)  # the split is loaded once
-        references = clips.clips(range(min(sep.mixtures, len(clips))))
+        clips, references = self.separation_sources
         mixtures = mix(references)
         sigmas = [s for s, _ in levels]
         schedule = LangevinSchedule.from_config(sigmas, sep)
@@ -386,6 +408,8 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
                        step=sum(s.steps for s in trial.stages[: stage.index + 1]))
         if stage is trial.stages[-1] and cfg.separation.enabled:
             metrics.update(trial.separate())
+            if cfg.separation.reference_steps:
+                metrics.update(trial.supervised_reference())
         metrics.update(trial.dropped_metrics())
         log(headline(metrics, headline_metrics(cfg.evaluation.noise_levels)))
         write_local(folder / "metrics.json", dumps_json(metrics))

@@ -219,7 +219,7 @@ def validate_space(sweep: SweepConfig) -> list[TrialConfig]:
             configs.append(TrialConfig.model_validate(trial_tree(sweep.base, assignment)))
         except ValidationError as error:
             shown = ", ".join(f"{k}={excerpt(v, 40)}" for k, v in assignment.items())
-            failures.setdefault(describe_validation_error(error, prefix="base."), []).append(shown)
+            failures.setdefault(describe_validation_error(error, "base.", TrialConfig), []).append(shown)
     if failures:
         lines = []
         for message, where in list(failures.items())[:10]:

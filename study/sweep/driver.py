@@ -33,8 +33,9 @@ from study.sweep.frontier import log_frontier  # noqa: E402
 from study.sweep.labels import labelled, varied_settings  # noqa: E402
 from study.sweep.leases import start_lease_actor  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
-from study.sweep.tracking import (absolute_tracking_uri, child_runs, client_for, close_dangling,  # noqa: E402
-                                  default_artifact_location, ensure_experiment, open_parent)
+from study.sweep.tracking import (ROLE_TAG, SWEEP_TAG, absolute_tracking_uri, child_runs,  # noqa: E402
+                                  client_for, close_dangling, default_artifact_location, ensure_experiment,
+                                  find_run, open_parent)
 from study.sweep.trainable import TrialContext, trial_config, tune_trial  # noqa: E402
 from study.sweep.tuning import console_reporter, param_space, search_algorithm, trial_scheduler  # noqa: E402
 
@@ -107,12 +108,16 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     if mode == "restart" and can_restore and not is_uri(root):
         shutil.rmtree(experiment_path)
     uri, client, experiment_id = open_experiment(sweep)
+    if restore:
+        done = finished_already(sweep, client, experiment_id, uri, root, experiment_path)
+        if done is not None:
+            log(f"sweep {sweep.name!r} has finished already: nothing to do, MLflow left as it was "
+                f"(--restart runs it again, reusing its stages)")
+            done.seconds = time.perf_counter() - started
+            return done
     parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
     log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
-    context = TrialContext(base=absolute_paths(sweep.base), varied=varied_settings(sweep), sweep_name=sweep.name,
-                           tracking_uri=uri, experiment_id=experiment_id, parent_id=parent_id,
-                           cpus=sweep.resources.cpu, gpus=sweep.resources.gpu, store_uri=default_store_uri(root),
-                           lease_actor=f"stage-leases-{sweep.name}" if sweep.share_stages else None)
+    context = trial_context(sweep, uri, experiment_id, parent_id, root)
     leases = start_lease_actor(context.lease_actor) if context.lease_actor else None  # alive for the whole sweep
     if restore:
         log(f"resuming sweep {sweep.name!r} from {experiment_path}")
@@ -126,6 +131,37 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         ["python", "-m", "study.sweep", str(sweep_file), "--resume"]))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def trial_context(sweep: SweepConfig, uri: str, experiment_id: str, parent_id: str, root: str) -> TrialContext:
+    return TrialContext(base=absolute_paths(sweep.base), varied=varied_settings(sweep), sweep_name=sweep.name,
+                        tracking_uri=uri, experiment_id=experiment_id, parent_id=parent_id,
+                        cpus=sweep.resources.cpu, gpus=sweep.resources.gpu, store_uri=default_store_uri(root),
+                        lease_actor=f"stage-leases-{sweep.name}" if sweep.share_stages else None)
+
+
+def finished_already(sweep: SweepConfig, client: MlflowClient, experiment_id: str, uri: str, root: str,
+                     experiment_path: str) -> SweepSummary | None:
+    """The summary of a sweep that ran to its end with every trial finished (its parent run FINISHED, Tune's
+    saved state all terminated), read without changing anything; None when there is work left."""
+    parent = find_run(client, experiment_id, **{SWEEP_TAG: sweep.name, ROLE_TAG: "sweep"})
+    if parent is None or parent.info.status != "FINISHED":
+        return None
+    context = trial_context(sweep, uri, experiment_id, parent.info.run_id, root)
+    results = make_tuner(sweep, context, root, experiment_path).get_results()
+    if len(results) == 0 or results.num_errors or results.num_terminated != len(results):
+        return None
+    summary = SweepSummary(results.num_terminated, 0, 0, parent.info.run_id, experiment_id, uri, sweep.name,
+                           sweep.experiment_name, store=context.store_uri)
+    summary.stages, summary.reused = stage_counts(child_runs(client, experiment_id, parent.info.run_id))
+    return summary
+
+
+def stage_counts(children) -> tuple[int, int]:
+    """(stages the trials ran, of which taken from the stage store), from the trials' runs."""
+    reused = [tag == "true" for run in children for key, tag in run.data.tags.items()
+              if key.startswith("study.stage") and key.endswith(".reused")]
+    return len(reused), sum(reused)
 
 
 def open_experiment(sweep: SweepConfig) -> tuple[str, MlflowClient, str]:
@@ -184,9 +220,7 @@ def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary,
     """Count what the trials did, close every unfinished run, and end the parent run: with the frontier when
     the sweep ran to its end, KILLED when a signal stopped it."""
     children = child_runs(client, summary.experiment_id, summary.parent_run_id)
-    reused = [tag == "true" for run in children for key, tag in run.data.tags.items()
-              if key.startswith("study.stage") and key.endswith(".reused")]
-    summary.stages, summary.reused = len(reused), sum(reused)
+    summary.stages, summary.reused = stage_counts(children)
     interrupted = summary.interrupted
     if interrupted:  # Tune reports stopped trials as TERMINATED: count the runs that really finished
         statuses = [run.info.status for run in children]

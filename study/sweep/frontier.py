@@ -2,8 +2,9 @@
 
     python -m study.frontier --experiment NAME [--tracking-uri URI] [--objectives auroc:max si_sdr:max]
 
-One point per trial and stage (each stage's metrics are logged at step = stage index). The Pareto set is
-over the objectives; it is printed, and three artifacts go to the sweep's parent run: ``study_summary.csv``
+One point per stage (each stage's metrics are logged at step = stage index; a stage several trials share
+counts once). The Pareto set is over the objectives; it is printed, and three artifacts go to the sweep's
+parent run (the command writes them under ``frontier_<objectives>/``, never over the sweep's own): ``study_summary.csv``
 (one row per trial and stage, objectives first; MLflow shows it as a table), ``frontier.png`` (objectives;
 colour = architecture, marker = schedule, labels = stage σ, Pareto points joined, the do-nothing separation
 baseline drawn, diverged separations marked) and ``dilemma.png`` (auroc versus ``logp_drop@<σ>`` at the
@@ -28,7 +29,8 @@ from study.metrics import SMOOTHNESS  # noqa: E402
 from study.sweep.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name  # noqa: E402
 
 CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_mixture",
-                   "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start")
+                   "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start", "si_sdr_supervised",
+                   "si_sdri_supervised", "likelihood_gap")
 UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", SMOOTHNESS: "nats/sample"}
 MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
 
@@ -58,8 +60,36 @@ def stage_table(client, experiment_id: str, parent_id: str, metrics) -> pd.DataF
         for step, values in sorted(per_step.items()):
             rows.append({"run": run.info.run_name, "run_id": run.info.run_id, "status": run.info.status,
                          "architecture": params.get("prior.name"), "schedule": params.get("schedule.kind"),
-                         "target_sigma": float(params.get("schedule.sigma", "nan")), "stage": step, **values})
-    return pd.DataFrame(rows)
+                         "target_sigma": float(params.get("schedule.sigma", "nan")), "stage": step,
+                         "stage_key": run.data.tags.get(f"study.stage{step}.key"), **values})
+    return once_per_stage(pd.DataFrame(rows))
+
+
+def once_per_stage(table: pd.DataFrame) -> pd.DataFrame:
+    """A stage several trials share (one stored key: say, one clean stage) as one row, with ``shared_by`` the
+    number of trials that reached it. A trial that only trained through the stage (no separation there) adds
+    nothing but its count; trials that share a stage but score it differently keep their own rows."""
+    if table.empty or "stage_key" not in table:
+        return table
+    scores = [c for c in table if c not in ("run", "run_id", "status", "target_sigma", "schedule", "stage_key")]
+    kept: list[pd.Series] = []
+    order = table.notna().sum(axis=1).sort_values(ascending=False, kind="stable").index  # fullest rows first
+    for _, row in table.loc[order].iterrows():
+        home = next((k for k in kept if row["stage_key"] is not None and k["stage_key"] == row["stage_key"]
+                     and agrees(k[scores], row[scores])), None)
+        if home is None:
+            kept.append(row.copy().rename(None))
+            kept[-1]["shared_by"] = 1
+        else:
+            home["shared_by"] += 1
+    merged = pd.DataFrame(kept).reset_index(drop=True)
+    return merged.astype({"shared_by": int})
+
+
+def agrees(fuller: pd.Series, other: pd.Series) -> bool:
+    """``other`` says nothing ``fuller`` contradicts (a value missing from ``other`` says nothing)."""
+    both = fuller.notna() & other.notna()
+    return bool((fuller[both] == other[both]).all()) and not (other.notna() & fuller.isna()).any()
 
 
 def smoothness_column(table: pd.DataFrame) -> str | None:
@@ -123,13 +153,18 @@ def mark_diverged(ax, table: pd.DataFrame, x: str, y: str) -> None:
 
 
 def draw_baseline(ax, table: pd.DataFrame, x: str, y: str) -> None:
-    """The do-nothing separation baseline: every source estimated as the mixture (SI-SDRi = 0)."""
+    """The do-nothing separation baseline (every source estimated as the mixture, SI-SDRi = 0) and, when the
+    sweep trained one, the supervised reference (ConvTasNet on the same mixtures)."""
     for name, line in ((y, ax.axhline), (x, ax.axvline)):
         if name == "si_sdri":
             line(0.0, color="grey", ls=":", lw=1.2, label="do nothing: mixture as every estimate")
         elif name == "si_sdr" and "si_sdr_mixture" in table and table["si_sdr_mixture"].notna().any():
             line(table["si_sdr_mixture"].mean(), color="grey", ls=":", lw=1.2,
                  label=f"do nothing: mixture as every estimate ({table['si_sdr_mixture'].mean():.2f} dB)")
+        supervised = f"{name}_supervised"
+        if name in ("si_sdr", "si_sdri") and supervised in table and table[supervised].notna().any():
+            level = table[supervised].mean()
+            line(level, color="tab:purple", ls="-.", lw=1.2, label=f"supervised ConvTasNet ({level:.2f} dB)")
 
 
 def draw_oracle_start(ax, table: pd.DataFrame, x: str, y: str) -> None:
@@ -206,19 +241,31 @@ def summary_table(table: pd.DataFrame, objectives) -> pd.DataFrame:
     return table[ordered + (["run_id"] if "run_id" in table else [])]
 
 
-def log_frontier(client, experiment_id: str, parent_id: str, objectives: dict[str, str], log=print) -> pd.DataFrame:
-    """Compute the frontier of a sweep from its child runs, print it, and log CSV and plots to the parent."""
+def log_frontier(client, experiment_id: str, parent_id: str, objectives: dict[str, str], log=print,
+                 artifact_path: str | None = None) -> pd.DataFrame:
+    """Compute the frontier of a sweep from its child runs, print it, and log CSV and plots to the parent:
+    the sweep's own record at the top (``artifact_path`` None, from the driver, with the supervised reference
+    as a metric), or under ``artifact_path`` (another view, which never touches the sweep's record)."""
     table = with_pareto(stage_table(client, experiment_id, parent_id, list(objectives)), objectives)
     log(format_table(table, objectives))
+    for reference in ("si_sdr_supervised", "si_sdri_supervised"):  # one separator per sweep: on its run
+        if artifact_path is None and reference in table and table[reference].notna().any():
+            client.log_metric(parent_id, reference, float(table[reference].mean()))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         summary_table(table, objectives).to_csv(folder / SUMMARY, index=False, float_format="%.4g")
-        client.log_artifact(parent_id, str(folder / SUMMARY))
+        client.log_artifact(parent_id, str(folder / SUMMARY), artifact_path)
         for name, made in (("frontier.png", plot_frontier(folder / "frontier.png", table, objectives)),
                            ("dilemma.png", plot_dilemma(folder / "dilemma.png", table))):
             if made:
-                client.log_artifact(parent_id, str(folder / name))
+                client.log_artifact(parent_id, str(folder / name), artifact_path)
     return table
+
+
+def view_name(objectives: dict[str, str]) -> str:
+    """The artifact folder of a frontier drawn for ``objectives`` after the sweep, e.g.
+    ``frontier_auroc-max_logp_drop_at_0.01-max``."""
+    return "frontier_" + "_".join(f"{mlflow_name(name).replace('/', '-')}-{mode}" for name, mode in objectives.items())
 
 
 def parse_objectives(items) -> dict[str, str]:
@@ -256,7 +303,8 @@ def main(argv=None) -> int:
         print(f"error: experiment {args.experiment!r} has no sweep run", file=sys.stderr)
         return 2
     print(f"sweep run {parent.info.run_name} ({parent.info.run_id})")
-    log_frontier(client, experiment.experiment_id, parent.info.run_id, objectives)
+    log_frontier(client, experiment.experiment_id, parent.info.run_id, objectives, artifact_path=view_name(objectives))
+    print(f"written to the sweep run's artifacts under {view_name(objectives)}/ (its own record is unchanged)")
     return 0
 
 

@@ -262,3 +262,20 @@ def test_isdm_style_sampler_settings_run_in_a_trial_with_the_likelihood_gap_and_
     assert {f"denoise_si_sdr@{level_name(s)}" for s in ladder} <= set(final)
     assert final[f"noisy_si_sdr@{level_name(2.0)}"] < final[f"noisy_si_sdr@{level_name(0.01)}"]
     assert (tmp_path / "separation" / "likelihood_gap.png").is_file()
+
+
+def test_supervised_reference_is_trained_once_per_store_and_scored_on_the_separation_mixtures(tmp_path):
+    """ConvTasNet beside the priors: trained once, reused by a second trial on the same store (no second
+    training line), and its SI-SDRi measured against the same do-nothing baseline."""
+    store = StageStore(tmp_path / "store")
+    cfg = tiny(training={"steps": 5}, schedule={"kind": "scratch", "sigma": 0.0},
+               evaluation={"clips": 4, "noise_levels": [0.01]},
+               separation={"mixtures": 2, "length": 256, "steps_per_level": 1, "reference_steps": 20,
+                           "oracle_start": False})
+    first, second = [], []
+    a = run_trial(cfg, tmp_path / "a", store=store, log=first.append)
+    b = run_trial(cfg.model_copy(update={"name": "other"}), tmp_path / "b", store=store, log=second.append)
+    assert sum("supervised reference (ConvTasNet) step 20/20" in line for line in first) == 1
+    assert not any("ConvTasNet" in line for line in second)
+    assert a["si_sdri_supervised"] == b["si_sdri_supervised"] and math.isfinite(a["si_sdri_supervised"])
+    assert abs(a["si_sdr_supervised"] - a["si_sdri_supervised"] - a["si_sdr_mixture"]) < 1e-6

@@ -43,7 +43,7 @@ def test_frontier_plot_draws_the_baseline_marks_diverged_trials_and_says_which_w
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from study import frontier
+    from study.sweep import frontier
 
     table = frontier.with_pareto(pd.DataFrame([
         {"run": "a", "architecture": "wavenet", "schedule": "from_clean", "stage": 1, "stage_sigma": 0.077,
@@ -75,3 +75,27 @@ def test_frontier_plot_draws_the_baseline_marks_diverged_trials_and_says_which_w
     assert "higher is better" in ax.get_xlabel() and "higher is better" in ax.get_ylabel()
     summary = frontier.summary_table(table, {"auroc": "max", "si_sdr": "max"})
     assert list(summary.columns[:4]) == ["auroc", "si_sdr", "run", "stage"]
+
+
+def test_a_shared_stage_is_one_row_unless_trials_scored_it_differently():
+    import pandas as pd
+
+    from study.sweep.frontier import once_per_stage
+
+    nan = float("nan")
+    table = pd.DataFrame([
+        # the σ=0.077 trial only trained through the clean stage; the σ=0 trial separated it
+        {"run": "a", "run_id": "1", "status": "FINISHED", "target_sigma": 0.077, "schedule": "from_clean",
+         "stage_key": "clean", "stage": 0, "auroc": 0.5, "si_sdri": nan},
+        {"run": "b", "run_id": "2", "status": "FINISHED", "target_sigma": 0.0, "schedule": "from_clean",
+         "stage_key": "clean", "stage": 0, "auroc": 0.5, "si_sdri": 1.5},
+        # same stage separated otherwise (another sampler): its own row
+        {"run": "c", "run_id": "3", "status": "FINISHED", "target_sigma": 0.0, "schedule": "from_clean",
+         "stage_key": "clean", "stage": 0, "auroc": 0.5, "si_sdri": -2.0},
+        {"run": "a", "run_id": "1", "status": "FINISHED", "target_sigma": 0.077, "schedule": "from_clean",
+         "stage_key": "noisy", "stage": 1, "auroc": 0.4, "si_sdri": 0.3},
+    ])
+    rows = once_per_stage(table)
+    assert len(rows) == 3
+    assert rows.set_index("si_sdri")["shared_by"].to_dict() == {1.5: 2, -2.0: 1, 0.3: 1}
+    assert rows.loc[rows["si_sdri"] == 1.5, "run"].item() == "b"  # the row that carries the scores

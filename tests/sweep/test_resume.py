@@ -108,6 +108,22 @@ def test_concurrent_trials_train_a_shared_stage_once(tmp_path, ray_session):
     keys = {client.get_run(c.info.run_id).data.tags["study.stage0.key"] for c in children}
     assert len(keys) == 1
 
+    # running the finished sweep again does nothing, says so, and leaves MLflow exactly as it was
+    def record():
+        _, parents, runs = runs_of(tmp_path)
+        return [(run.info.run_id, run.info.status, run.info.end_time, sorted(run.data.metrics.items()),
+                 sorted(a.path for a in client.list_artifacts(run.info.run_id)),
+                 {name: len(client.get_metric_history(run.info.run_id, name)) for name in run.data.metrics})
+                for run in [*parents, *runs]]
+
+    before, lines = record(), []
+    again = run_sweep(load_sweep(path, []), path, log=lines.append)
+    assert any("has finished already: nothing to do" in line for line in lines), lines
+    assert (again.finished, again.failed, again.stages, again.reused) == (2, 0, summary.stages, summary.reused)
+    assert record() == before
+    assert {folder: len(attempts) for folder, attempts in stage_folders(store).items()} == \
+        {folder: len(attempts) for folder, attempts in trained.items()}  # nothing trained
+
 
 @pytest.mark.parametrize("retries", [1, 0])
 def test_killed_worker_is_retried_and_continues_its_stage(tmp_path, ray_session, retries):

@@ -58,6 +58,10 @@ def test_malformed_sweep_exits_2_naming_the_field_and_creates_nothing(tmp_path, 
     ("search.num_samples=0", "search.num_samples"),
     ("novalue", "expected the form key.path=value"),
     ("base.training.steps.inner=1", "base.training.steps"),
+    ("base.trainig.steps=5", "base.trainig: Extra inputs are not permitted; did you mean 'training'?"),
+    ("base.training.stpes=5", "did you mean 'steps'?"),
+    ("max_concurent=1", "max_concurent: Extra inputs are not permitted; did you mean 'max_concurrent'?"),
+    ("base.separation.levels=karras", "separation.levels: karras takes scores at any noise level"),
 ])
 def test_bad_set_overrides_exit_2(tmp_path, capsys, assignment, expected):
     code, _, err = run_cli(tmp_path, capsys, write_sweep(tmp_path), "--set", assignment)

@@ -1,12 +1,14 @@
 """Real sweeps on local Ray, checked through the MLflow client: nesting, stage metrics, artifacts and failures.
 Interruption and resume are tested in test_resume.py."""
 
+import pandas as pd
 import torch
 from mlflow.tracking import MlflowClient
 
 from study.runtime import cpu_capability, resolve_precision
 from study.sweep.cli import load_sweep
 from study.sweep.driver import run_sweep
+from study.sweep.frontier import main as frontier_main
 from study.sweep.tracking import PARENT_TAG
 
 from .conftest import write_sweep
@@ -69,6 +71,19 @@ def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
     assert {"stage1/cross_likelihood.png", "stage1/noise_curve.png", "stage1/cross_likelihood.csv"} <= stage1
     audio = client.list_artifacts(noisy.info.run_id, "audio/mixture0")
     assert any(a.path.endswith("mixture.wav") for a in audio)
+
+    # the frontier drawn again for other objectives goes beside the sweep's record, never over it, and
+    # counts the clean stage both finished trials share once
+    record = open(client.download_artifacts(parent.info.run_id, "study_summary.csv", str(tmp_path / "a"))).read()
+    assert frontier_main(["--experiment", "tiny-study", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                          "--objectives", "auroc:max", "logp_drop@0.01:max"]) == 0
+    assert open(client.download_artifacts(parent.info.run_id, "study_summary.csv", str(tmp_path / "b"))).read() == record
+    view = "frontier_auroc-max_logp_drop_at_0.01-max"
+    assert {f"{view}/study_summary.csv", f"{view}/frontier.png"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id, view)}
+    rows = pd.read_csv(client.download_artifacts(parent.info.run_id, f"{view}/study_summary.csv", str(tmp_path / "c")))
+    clean = rows[rows["stage_sigma"] == 0.0]
+    assert len(clean) == 1 and clean["shared_by"].item() == 2, clean.T.to_string()
 
 
 
