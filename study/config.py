@@ -307,6 +307,14 @@ class TrialConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _clips_exist(self):
+        """Toy test splits have a known size: asking for more clips than exist is a mistake, not a cap."""
+        if self.data.kind == "toy" and self.evaluation.clips > self.data.test_size:
+            raise ValueError(f"evaluation.clips={self.evaluation.clips} exceeds the test split's "
+                             f"data.test_size={self.data.test_size}")
+        return self
+
+    @model_validator(mode="after")
     def _lengths_fit_the_flow(self):
         if self.prior.name.startswith("flowavenet"):
             blocks = prior_setting(self.prior.name, self.prior.preset, self.prior.hparams, "blocks")

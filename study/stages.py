@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 
 from models import PRESETS, PRIORS
+from study.data.build import source_names
+from study.data.stems import split_digest
 from study.config import SIGMA_TOLERANCE, TrainingConfig, TrialConfig
 
 KEY_LENGTH = 16
@@ -124,8 +126,14 @@ def _training_identity(training: TrainingConfig, sigma: float, noise_conditional
 
 
 def data_identity(cfg: TrialConfig, split: str) -> dict:
-    """The data settings that decide the clips of ``split`` ("train" or "test")."""
-    return cfg.data.model_dump(mode="json", exclude=TEST_ONLY_DATA if split == "train" else TRAIN_ONLY_DATA)
+    """The data settings that decide the clips of ``split`` ("train" or "test") and, for audio folders, a digest
+    of the split's files (new audio under the same path is new data). Toy data is its settings."""
+    tree = cfg.data.model_dump(mode="json", exclude=TEST_ONLY_DATA if split == "train" else TRAIN_ONLY_DATA)
+    if cfg.data.kind != "toy":
+        data = cfg.data
+        tree["content"] = split_digest(data.root, data.train_split if split == "train" else data.test_split,
+                                       source_names(data), data.kind, data.cache_dir)
+    return tree
 
 
 def stage_keys(cfg: TrialConfig, stages: list[Stage]) -> list[str]:

@@ -115,7 +115,11 @@ class Trial:
 
     @functools.cached_property
     def test_clips(self) -> torch.Tensor:
-        return self.test.clips(range(min(self.cfg.evaluation.clips, len(self.test))))
+        wanted = self.cfg.evaluation.clips
+        if wanted > len(self.test):
+            self.log(f"warning: evaluation.clips={wanted} but the test split has {len(self.test)} usable crops; "
+                     f"scoring those {len(self.test)}")
+        return self.test.clips(range(min(wanted, len(self.test))))
 
     @functools.cached_property
     def reference_densities(self) -> tuple:
@@ -130,9 +134,13 @@ class Trial:
     # --- build once -------------------------------------------------------------------------------------
     def once(self, folder: str, build: Callable[[], None], waiting: str) -> tuple[bool, float]:
         """Make sure ``folder`` is complete in the store: build it under a lease unless it is, or another
-        trial is building it (then wait). Returns (reused, seconds spent waiting)."""
+        trial is building it (then wait). Returns (reused, seconds spent waiting). A complete folder whose files
+        no longer match their digests is set aside and built again."""
         if self.store.is_complete(folder):
-            return True, 0.0
+            damage = self.store.damage(folder)
+            if damage is None:
+                return True, 0.0
+            self.log(f"warning: {damage}; set aside to {self.store.set_aside(folder)} and built again")
         t0, announced = time.perf_counter(), False
         while True:
             granted, holder = self.leases.claim(folder, self.holder)
@@ -155,8 +163,16 @@ class Trial:
     def obtain(self, key: str, what: str, build: Callable[[], None]) -> tuple[Prior, dict]:
         """A trained prior from the store (training it once if needed) and its training record."""
         reused, waited = self.once(key, build, what)
+        try:
+            prior = self.load(key)
+        except StoreError as error:  # a stage sealed before digests were kept, damaged since
+            if not reused:
+                raise
+            self.log(f"warning: {error}; set aside to {self.store.set_aside(key)} and built again")
+            reused, waited = self.once(key, build, what)
+            prior = self.load(key)
         record = {**self.store.read_json(f"{key}/training.json"), "reused": reused, "wait_seconds": waited}
-        return self.load(key), record
+        return prior, record
 
     def load(self, key: str) -> Prior:
         """A finished prior, read from the store once per trial."""

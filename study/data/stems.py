@@ -50,6 +50,43 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("PRIOR_STUDY_CACHE", "~/.cache/prior-study")).expanduser() / "stems"
 
 
+def file_digest(path: Path, cache_dir: Path) -> str:
+    """BLAKE2b of a file's bytes, remembered under ``cache_dir`` per (path, inode, size, change time): a file is
+    hashed again once anything rewrote it. The change time (ctime), unlike the modification time, cannot be
+    set back by ``cp -p``, ``rsync -a`` or ``touch``."""
+    info = path.stat()
+    stamp = hashlib.sha256(f"{path.resolve()}|{info.st_ino}|{info.st_size}|{info.st_ctime_ns}".encode()).hexdigest()
+    memo = Path(cache_dir) / "digests" / stamp[:32]
+    try:
+        return memo.read_text()
+    except OSError:
+        pass
+    with open(path, "rb") as file:
+        value = hashlib.file_digest(file, "blake2b").hexdigest()
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f"{memo.name}.tmp-{os.getpid()}")
+        tmp.write_text(value)
+        tmp.replace(memo)
+    except OSError:
+        pass  # a read-only cache only costs hashing again
+    return value
+
+
+def split_digest(root, split: str, sources, layout: str = "stems", cache_dir=None) -> str | None:
+    """A digest of a split's content: every file that makes a source, by name and bytes (what stage keys
+    include, so that new audio under the same path is new data). None when the split cannot be read: the
+    trial then fails on it with the reason when it loads the data."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        tracks = [LAYOUTS[layout](folder, tuple(sources)) for folder in track_folders(Path(root), split)]
+        contents = {str(path.relative_to(root)): file_digest(path, cache_dir)
+                    for track in tracks for path in track.files()}
+    except (DataError, OSError, KeyError):
+        return None
+    return hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()[:24]
+
+
 def read_mono(path: Path, channel: str) -> tuple[np.ndarray, int]:
     """Decode one audio file to a float32 mono signal; every failure names the file."""
     if not path.is_file():
@@ -212,11 +249,7 @@ class StemsDataset(Dataset):
     def _cache_key(self, files: TrackFiles) -> str:
         contents = {}
         for source, paths in files.sources.items():
-            digests = []
-            for path in paths:
-                with open(path, "rb") as file:
-                    digests.append(hashlib.file_digest(file, "blake2b").hexdigest())
-            contents[source] = digests
+            contents[source] = [file_digest(path, self.cache_dir) for path in paths]
         silent_length = [] if any(files.sources.values()) else [audio_info(files.length_reference).frames]
         blob = json.dumps([CACHE_FORMAT, self.layout, contents, silent_length, self.sample_rate, self.channel,
                            self.normalise])

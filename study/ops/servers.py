@@ -27,6 +27,14 @@ SYSTEM_USER = "postgres"
 START_TIMEOUT = 120
 
 
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file that holds a secret readable by its owner only from the moment it exists."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
 class ServiceError(RuntimeError):
     """A local service could not start; the message ends with the tail of its log."""
 
@@ -89,10 +97,9 @@ class LocalPostgres:
         first = not (self.data / "PG_VERSION").is_file()
         if first:
             secret = self.folder / "password"
-            secret.write_text(self.password + "\n")
+            write_private(secret, self.password + "\n")
             if self.as_system_user:
                 shutil.chown(secret, SYSTEM_USER, SYSTEM_USER)
-            secret.chmod(0o600)
             self._run(postgres_binary("initdb"), "-D", str(self.data), "-U", self.user, f"--pwfile={secret}",
                       "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--no-instructions")
             secret.unlink()
@@ -180,13 +187,12 @@ def write_auth_config(path: Path, database_uri: str, admin_password: str, admin_
                       default_permission: str = "NO_PERMISSIONS") -> Path:
     """MLflow's basic-auth settings: users live in ``database_uri``; the admin is created on first start.
     ``NO_PERMISSIONS`` by default: a user sees only what they created or were granted."""
-    path.write_text("[mlflow]\n"
-                    f"default_permission = {default_permission}\n"
-                    f"database_uri = {database_uri}\n"
-                    f"admin_username = {admin_username}\n"
-                    f"admin_password = {admin_password}\n"
-                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    path.chmod(0o600)
+    write_private(path, "[mlflow]\n"
+                        f"default_permission = {default_permission}\n"
+                        f"database_uri = {database_uri}\n"
+                        f"admin_username = {admin_username}\n"
+                        f"admin_password = {admin_password}\n"
+                        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
     return path
 
 

@@ -54,8 +54,11 @@ def main(argv=None) -> int:
     if args.dry_run:
         return 0
     given = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg not in ("--resume", "--restart")]
-    resume_command = shlex.join(["python", "-m", "study.sweep", *given, "--resume"])  # with every flag given
-    from study.sweep.driver import run_sweep  # Ray and MLflow: only once there is a sweep to run
+    from study.sweep.driver import SweepCrashed, run_sweep  # Ray and MLflow: only once there is a sweep to run
+    from study.sweep.tracking import redacted
+
+    # with every flag given, a password in a URI replaced by ***
+    resume_command = shlex.join(["python", "-m", "study.sweep", *map(redacted, given), "--resume"])
 
     try:
         summary = run_sweep(sweep, args.sweep, "resume" if args.resume else "restart" if args.restart else "auto",
@@ -63,6 +66,9 @@ def main(argv=None) -> int:
     except ConfigError as error:
         print(f"error: {bounded(str(error))}", file=sys.stderr)
         return EXIT_CONFIG
+    except SweepCrashed as crash:
+        print(f"\n{crash.summary.describe()}\nerror: {bounded(str(crash))}", file=sys.stderr)
+        return 1
     print("\n" + summary.describe())
     if summary.interrupted:
         return 128 + summary.interrupted  # 130 for SIGINT, 143 for SIGTERM, as shells report them

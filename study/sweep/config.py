@@ -129,7 +129,7 @@ class SweepConfig(Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     resources: Resources = Field(default_factory=Resources)
     max_concurrent: int | None = Field(None, ge=1)
-    storage: str = "runs/ray"
+    storage: str = Field("runs/ray", min_length=1)  # "" would put Tune state and the store in the working folder
     # Trials reuse each other's identical stages through the stage store <storage>/stages; false gives
     # every trial a private store (still resumable), e.g. to measure what sharing saves.
     share_stages: bool = True

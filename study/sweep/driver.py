@@ -2,10 +2,12 @@
 end with the frontier and one summary. Every trial is :func:`study.sweep.trainable.tune_trial`."""
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import signal
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from study.sweep.leases import start_lease_actor  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
 from study.sweep.tracking import (ROLE_TAG, SWEEP_TAG, absolute_tracking_uri, child_runs,  # noqa: E402
                                   client_for, close_dangling, default_artifact_location, ensure_experiment,
-                                  find_run, open_parent)
+                                  find_run, flatten, open_parent, redacted)
 from study.sweep.trainable import TrialContext, trial_config, tune_trial  # noqa: E402
 from study.sweep.tuning import console_reporter, param_space, search_algorithm, trial_scheduler  # noqa: E402
 
@@ -61,9 +63,9 @@ class SweepSummary:
         how = (f"stopped by {signal.Signals(self.interrupted).name}" if self.interrupted else "done")
         link = f"#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"  # the model-training view
         if self.tracking_uri.startswith("http"):
-            open_it = f"  open:    {self.tracking_uri.rstrip('/')}/{link}"
+            open_it = f"  open:    {redacted(self.tracking_uri).rstrip('/')}/{link}"
         else:
-            open_it = (f"  open:    mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1 --port 5000\n"
+            open_it = (f"  open:    mlflow ui --backend-store-uri {redacted(self.tracking_uri)} --host 127.0.0.1 --port 5000\n"
                        f"           then http://127.0.0.1:5000/{link}")
         return "\n".join([
             f"sweep {self.name!r} {how} after {minutes} min {seconds} s: {self.finished} trials finished, "
@@ -101,12 +103,17 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     if mode == "resume" and not can_restore:
         raise ConfigError(f"--resume: no saved state of sweep {sweep.name!r} under {root}")
     restore = can_restore and mode != "restart"
+    check_storage(root)
+    if restore:
+        check_unchanged(sweep, experiment_path)
     if not ray.is_initialized():
         ray.init(address=sweep.ray.address, include_dashboard=False) if sweep.ray.address else ray.init(
             include_dashboard=False)
     check_resources(sweep)
     if mode == "restart" and can_restore and not is_uri(root):
         shutil.rmtree(experiment_path)
+    if not restore:
+        save_fingerprint(sweep, experiment_path)
     uri, client, experiment_id = open_experiment(sweep)
     if restore:
         done = finished_already(sweep, client, experiment_id, uri, root, experiment_path)
@@ -121,16 +128,101 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     leases = start_lease_actor(context.lease_actor) if context.lease_actor else None  # alive for the whole sweep
     if restore:
         log(f"resuming sweep {sweep.name!r} from {experiment_path}")
-    tuner = make_tuner(sweep, context, root, experiment_path if restore else None)
-    finished, failed, reasons, interrupted = fit(tuner)
-    if leases is not None:
-        ray.kill(leases)
+    resume_command = resume_command or shlex.join(["python", "-m", "study.sweep", str(sweep_file), "--resume"])
+    try:
+        tuner = make_tuner(sweep, context, root, experiment_path if restore else None)
+        finished, failed, reasons, interrupted = fit(tuner)
+    except Exception as error:  # noqa: BLE001 - Tune itself failed (a full disk, a lost state file): close up
+        summary = SweepSummary(0, 0, 0, parent_id, experiment_id, uri, sweep.name, sweep.experiment_name,
+                               store=context.store_uri)
+        reason = f"the sweep crashed: {type(error).__name__}: {excerpt(str(error), 500)}"
+        close_crashed(client, summary, reason, log, resume_command)
+        raise SweepCrashed(f"{reason}. Once the cause is fixed, resume with: {resume_command}", summary) from error
+    finally:
+        if leases is not None:
+            ray.kill(leases)
     summary = SweepSummary(finished, failed, interrupted, parent_id, experiment_id, uri, sweep.name,
                            sweep.experiment_name, store=context.store_uri)
-    close_sweep(sweep, client, summary, reasons, log, resume_command or shlex.join(
-        ["python", "-m", "study.sweep", str(sweep_file), "--resume"]))
+    close_sweep(sweep, client, summary, reasons, log, resume_command)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class SweepCrashed(RuntimeError):
+    """Tune failed outside any trial; every run was closed and ``summary`` says what is left."""
+
+    def __init__(self, message: str, summary: SweepSummary):
+        super().__init__(message)
+        self.summary = summary
+
+
+MIN_FREE_BYTES = 256 << 20  # below this a stage checkpoint or Tune's state may not fit
+
+
+def check_storage(root: str) -> None:
+    """The storage takes writes and (local) has room, checked before Ray starts and without creating anything:
+    one line otherwise."""
+    from study.store import StageStore
+
+    try:
+        if is_uri(root):
+            probe = f".write-check-{os.getpid()}"
+            StageStore(root).write_bytes(probe, b"ok")
+            StageStore(root).delete(probe)
+            return
+        existing = Path(root)
+        while not existing.exists():  # the folder the sweep's storage will be created in
+            existing = existing.parent
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+        free = shutil.disk_usage(existing).free
+    except OSError as error:
+        raise ConfigError(f"storage: cannot write to {root} ({excerpt(str(error), 200)})") from None
+    if free < MIN_FREE_BYTES:
+        raise ConfigError(f"storage: only {free >> 20} MB free under {root}; a sweep needs at least "
+                          f"{MIN_FREE_BYTES >> 20} MB for its checkpoints and state")
+
+
+FINGERPRINT = "study-sweep.json"  # beside Tune's state: what the saved sweep was started with
+
+
+def fingerprint(sweep: SweepConfig) -> dict:
+    """What decides the sweep's trials (after --set): changing any of it makes the saved state another sweep."""
+    return sweep.model_dump(mode="json", include={"base", "space", "search", "scheduler", "share_stages"})
+
+
+def save_fingerprint(sweep: SweepConfig, experiment_path: str) -> None:
+    from study.store import StageStore
+
+    StageStore(experiment_path).write_bytes(FINGERPRINT, json.dumps(fingerprint(sweep), sort_keys=True).encode())
+
+
+def check_unchanged(sweep: SweepConfig, experiment_path: str) -> None:
+    """Resuming a sweep whose settings changed since it started would mix two sweeps: refuse, naming what
+    changed. State saved before fingerprints were kept is resumed as it is."""
+    from study.store import StageStore
+
+    saved = StageStore(experiment_path).read_bytes(FINGERPRINT)
+    if saved is None:
+        return
+    before, now = flatten(json.loads(saved)), flatten(fingerprint(sweep))
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise ConfigError(f"sweep {sweep.name!r} changed since its saved state ({shown}); run it with --restart "
+                          "to start it again (finished stages are still reused from the stage store)")
+
+
+def close_crashed(client: MlflowClient, summary: SweepSummary, reason: str, log, resume_command: str) -> None:
+    """After Tune crashed: every unfinished trial run KILLED with the reason, the parent FAILED."""
+    closed = close_dangling(client, summary.experiment_id, summary.parent_run_id, {}, reason)
+    children = child_runs(client, summary.experiment_id, summary.parent_run_id)
+    statuses = [run.info.status for run in children]
+    summary.finished, summary.failed = statuses.count("FINISHED"), statuses.count("FAILED")
+    summary.stages, summary.reused = stage_counts(children)
+    client.set_tag(summary.parent_run_id, "study.error", reason)
+    client.set_terminated(summary.parent_run_id, "FAILED")
+    log(f"{reason}; marked {closed} unfinished trial run(s) KILLED")
 
 
 def trial_context(sweep: SweepConfig, uri: str, experiment_id: str, parent_id: str, root: str) -> TrialContext:
@@ -173,7 +265,8 @@ def open_experiment(sweep: SweepConfig) -> tuple[str, MlflowClient, str]:
         experiment_id = ensure_experiment(client, sweep.experiment_name,
                                           default_artifact_location(uri, sweep.experiment_name))
     except (MlflowException, OSError) as error:
-        raise ConfigError(f"mlflow.tracking_uri: cannot open {uri} ({excerpt(str(error), 300)})") from None
+        raise ConfigError(f"mlflow.tracking_uri: cannot open {redacted(uri)} "
+                          f"({excerpt(str(error).replace(uri, redacted(uri)), 300)})") from None
     return uri, client, experiment_id
 
 
@@ -234,6 +327,9 @@ def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary,
         log(f"marked {closed} unfinished trial run(s) KILLED")
     client.log_metric(summary.parent_run_id, "trials_finished", summary.finished)
     client.log_metric(summary.parent_run_id, "trials_failed", summary.failed)
+    if summary.failed and not interrupted:
+        log(f"{summary.failed} trial(s) failed (reasons on their runs, tag study.error); once the cause is fixed, "
+            f"re-running resumes the sweep: failed trials run again, finished stages are reused: {resume_command}")
     if not interrupted:  # never a frontier from a partial sweep
         log_frontier(client, summary.experiment_id, summary.parent_run_id, sweep.search.objectives, log=log)
     client.set_terminated(summary.parent_run_id, "KILLED" if interrupted else "FINISHED")

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
 from study.metrics import SMOOTHNESS  # noqa: E402
-from study.sweep.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name  # noqa: E402
+from study.sweep.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name, redacted  # noqa: E402
 
 CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_mixture",
                    "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start", "si_sdr_supervised",
@@ -293,10 +293,10 @@ def main(argv=None) -> int:
         client = client_for(args.tracking_uri)
         experiment = client.get_experiment_by_name(args.experiment)
     except MlflowException as error:
-        print(f"error: --tracking-uri {args.tracking_uri}: cannot open it ({str(error)[:300]})", file=sys.stderr)
+        print(f"error: --tracking-uri {redacted(args.tracking_uri)}: cannot open it ({str(error)[:300]})", file=sys.stderr)
         return 2
     if experiment is None:
-        print(f"error: no experiment {args.experiment!r} at {args.tracking_uri}", file=sys.stderr)
+        print(f"error: no experiment {args.experiment!r} at {redacted(args.tracking_uri)}", file=sys.stderr)
         return 2
     parent = find_run(client, experiment.experiment_id, **{ROLE_TAG: "sweep"})
     if parent is None:

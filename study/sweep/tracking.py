@@ -32,6 +32,15 @@ def mlflow_name(metric: str) -> str:
     return metric.replace("@", "_at_")
 
 
+def redacted(uri: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``: a URI fit to print or log."""
+    scheme, sep, rest = str(uri).partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return str(uri)
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 def absolute_tracking_uri(uri: str) -> str:
     """``sqlite:///rel.db`` -> ``sqlite:////abs/rel.db`` so trials in other working directories find it."""
     prefix = "sqlite:///"

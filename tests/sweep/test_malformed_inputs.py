@@ -138,6 +138,10 @@ BAD = {
     "mu-law head on unit-RMS audio": ({"base": base_with(prior={"name": "wavenet", "hparams": {"head": "mulaw"}})},
                                       "set data.normalise: peak"),
     "unknown normalisation": ({"base": base_with(data={"normalise": "loudness"})}, "base.data.normalise"),
+    # places and sizes that would silently mean something else
+    "storage: empty": ({"storage": ""}, "storage"),
+    "more evaluation clips than the test split": ({"base": base_with(evaluation={"clips": 10_000})},
+                                                  "evaluation.clips=10000 exceeds the test split"),
     "slakh without a root": ({"base": base_with(data={"kind": "slakh"})}, "data.root is required"),
     # bounded spaces
     "a grid of 10⁵ trials": ({"space": {f"training.seed{i}": {"grid": list(range(10))} for i in range(5)}},

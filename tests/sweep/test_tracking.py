@@ -41,3 +41,14 @@ def test_error_tag_keeps_the_final_exception_and_a_finish_clears_it(tmp_path):
     finish(client, run.info.run_id)
     finished = client.get_run(run.info.run_id)
     assert finished.info.status == "FINISHED" and ERROR_TAG not in finished.data.tags
+
+
+def test_credentials_in_a_tracking_uri_are_never_printed():
+    from study.sweep.driver import SweepSummary
+    from study.sweep.tracking import redacted
+
+    assert redacted("postgresql://study:s3cret@127.0.0.1:5432/mlflow") == "postgresql://study:***@127.0.0.1:5432/mlflow"
+    assert redacted("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    for uri in ("postgresql://study:s3cret@127.0.0.1:5432/mlflow", "http://admin:s3cret@127.0.0.1:5000"):
+        text = SweepSummary(1, 0, 0, "run", "1", uri, name="s", experiment="e").describe()
+        assert "s3cret" not in text and ":***@127.0.0.1" in text, text
