@@ -84,7 +84,7 @@ def check_finite(loglik: torch.Tensor, sources, what: str) -> None:
 
 def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: EvaluationConfig, device, *,
                    flac_logp: torch.Tensor | None = None, background_logp: torch.Tensor | None = None,
-                   matched_levels=()) -> tuple[dict[str, float], dict]:
+                   matched_levels=(), progress=None) -> tuple[dict[str, float], dict]:
     """Metrics (the README's metrics table) plus the tables behind the plots, with ``evaluation``'s noise
     levels, pass size and noise seed.
 
@@ -98,9 +98,14 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: Evalu
 
     Returns (metrics, tables) with tables["cross_likelihood"]: [K, K] mean log p (rows prior, columns
     source) and tables["noise_curve"]: list of (σ, in-class [K], out-of-class [K]) mean log p per prior.
+    ``progress(done, total, what)`` is told after each pass over the clips.
     """
     conditional, batch_size, seed = prior.noise_conditional, evaluation.batch_size, evaluation.seed
+    passes = 1 + len(evaluation.noise_levels) + (len(matched_levels) if prior.trained_by == "denoising" else 0)
+    done = iter(range(1, passes + 1))
+    tell = progress or (lambda *_: None)
     clean = log_likelihoods(prior, clips, batch_size, device, 0.0 if conditional else None)
+    tell(next(done), passes, "log p of the clean clips")
     check_finite(clean, sources, "clean clips")
     metrics = {**discrimination_metrics(clean, sources), **bits_per_sample(clean, sources)}
     if flac_logp is not None:
@@ -118,8 +123,10 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: Evalu
         metrics.update(discrimination_metrics(scores, sources, suffix=f"@{level_name(sigma)}"))
         metrics[f"{SMOOTHNESS}@{level_name(sigma)}"] = logp_drop(clean, scores)
         curve.append((sigma, *in_and_out_of_class(scores)))
+        tell(next(done), passes, f"log p at σ={sigma:g}")
     if prior.trained_by == "denoising":
-        metrics.update(denoising_metrics(prior, clips, matched_levels, evaluation, device))
+        metrics.update(denoising_metrics(prior, clips, matched_levels, evaluation, device,
+                                         lambda level: tell(next(done), passes, f"denoising at σ={level:g}")))
     if conditional and matched_levels:
         for level in matched_levels:
             if level not in matched_scores:
@@ -130,7 +137,8 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: Evalu
     return metrics, {"cross_likelihood": cross_likelihood(clean), "noise_curve": curve}
 
 
-def denoising_metrics(prior: Prior, clips: torch.Tensor, levels, evaluation: EvaluationConfig, device) -> dict:
+def denoising_metrics(prior: Prior, clips: torch.Tensor, levels, evaluation: EvaluationConfig, device,
+                      after_level=None) -> dict:
     """A score prior's held-out denoising at each level it was trained on: SI-SDR (dB) of D(x + σε, σ) against
     x (``denoise_si_sdr@σ``) beside that of the noisy clip itself (``noisy_si_sdr@σ``). It tells whether the
     prior is good at the σ a sampler starts from, where log p says little."""
@@ -145,6 +153,8 @@ def denoising_metrics(prior: Prior, clips: torch.Tensor, levels, evaluation: Eva
         name = level_name(sigma)
         metrics[f"denoise_si_sdr@{name}"] = si_sdr(torch.cat(parts), clips).mean().item()
         metrics[f"noisy_si_sdr@{name}"] = si_sdr(corrupted, clips).mean().item()
+        if after_level is not None:
+            after_level(sigma)
     return metrics
 
 

@@ -13,6 +13,14 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
 
+def save_figure(fig, path: Path) -> bool:
+    """Lay out, write as PNG and free a figure; True (it was made)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def write_matrix_csv(path: Path, matrix: torch.Tensor, sources) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -35,9 +43,7 @@ def plot_cross_likelihood(path: Path, matrix: torch.Tensor, sources, title: str)
                     fontweight="bold" if i == j else None)
     fig.colorbar(image, ax=ax, label="mean log p (nats/sample)")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_noise_curve(path: Path, curve, sources, title: str) -> None:
@@ -54,9 +60,7 @@ def plot_noise_curve(path: Path, curve, sources, title: str) -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_level_trace(path: Path, sigmas, traces: dict[str, list[float]], baseline: float, title: str) -> None:
@@ -74,9 +78,7 @@ def plot_level_trace(path: Path, sigmas, traces: dict[str, list[float]], baselin
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_likelihood_gap(path: Path, gaps: dict[str, torch.Tensor], title: str) -> None:
@@ -94,9 +96,7 @@ def plot_likelihood_gap(path: Path, gaps: dict[str, torch.Tensor], title: str) -
                  fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_audio_examples(folder: Path, mixtures, references, estimates, sources, sample_rate: int, count: int) -> None:

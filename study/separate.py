@@ -131,12 +131,12 @@ def _divergence(s: torch.Tensor, bound: float, level: float) -> str | None:
 @torch.no_grad()
 def annealed_langevin(score: ScoreFn, mixture: torch.Tensor, alphas: torch.Tensor, schedule: LangevinSchedule,
                       generator: torch.Generator | None = None, keep_levels: bool = False,
-                      start: torch.Tensor | None = None) -> LangevinResult:
+                      start: torch.Tensor | None = None, progress=None) -> LangevinResult:
     """Sample sources given mixtures. mixture: [B, T]; alphas: [K] mixing weights (m = Σ_k α_k s_k).
 
     ``start`` [B, K, T] replaces ``schedule.init``: started at the true sources, the chains show whether the
     priors hold the truth (a weak prior drifts away) or only global inference fails (they hold it, and the
-    mixture start does not get there)."""
+    mixture start does not get there). ``progress(done, total, what)`` is told after each level."""
     chains = Chains(score, mixture, alphas, schedule, generator, start)
     result = chains.result
     for i, sigma in enumerate(schedule.sigmas):
@@ -151,6 +151,8 @@ def annealed_langevin(score: ScoreFn, mixture: torch.Tensor, alphas: torch.Tenso
         result.diverged = _divergence(chains.s, schedule.bound, sigma)
         if keep_levels:
             result.level_estimates.append(chains.s.detach().cpu().clone())
+        if progress is not None:
+            progress(i + 1, len(schedule.sigmas), f"level σ={sigma:.3g}, {result.steps} steps")
         if result.diverged:
             break
     result.estimates = chains.s

@@ -246,7 +246,8 @@ class Trial:
             flac_logp, background_logp = self.reference_densities
             metrics, tables = evaluate_prior(prior, self.test_clips, sources, cfg.evaluation, self.device,
                                              flac_logp=flac_logp, background_logp=background_logp,
-                                             matched_levels=levels_up_to(cfg.schedule.ladder, stage.sigma))
+                                             matched_levels=levels_up_to(cfg.schedule.ladder, stage.sigma),
+                                             progress=Progress(self.log, f"evaluation of stage {stage.index}"))
             title = f"{cfg.prior.name}, stage {stage.index} (trained at σ={stage.sigma:g})"
             scratch = self.out_dir / "scratch" / stored
             scratch.mkdir(parents=True, exist_ok=True)
@@ -362,8 +363,10 @@ class Trial:
 
         def sample(start: torch.Tensor | None):
             generator = torch.Generator(device=self.device).manual_seed(self.cfg.separation.seed)  # same for both
+            what = "separation" + (" from the true sources" if start is not None else "")
             return annealed_langevin(score, mixtures.to(self.device), mixing_weights(level_priors[0].num_sources),
-                                     schedule, generator, keep_levels=True, start=start)
+                                     schedule, generator, keep_levels=True, start=start,
+                                     progress=Progress(self.log, what))
 
         return sample
 
@@ -414,8 +417,10 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
     use_precision(precision.used)
     log(precision.describe())
     final = {}
+    compute = Compute(trial.device)
     for stage, key in zip(trial.stages, trial.keys):
         prior, record = trial.stage_prior(stage)
+        compute.trained(record, cfg.training, len(trial.train_clips.sources))
         folder = out_dir / f"stage{stage.index}"
         metrics = trial.evaluate(stage, prior, folder)
         metrics.update(stage=stage.index, stage_sigma=stage.sigma, stage_key=key,
@@ -427,6 +432,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
             if cfg.separation.reference_steps:
                 metrics.update(trial.supervised_reference())
         metrics.update(trial.dropped_metrics())
+        metrics.update(compute.so_far())
         log(headline(metrics, headline_metrics(cfg.evaluation.noise_levels)))
         write_local(folder / "metrics.json", dumps_json(metrics))
         if report is not None:
@@ -434,6 +440,44 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
         final = metrics
     write_local(out_dir / "metrics.json", dumps_json(final))
     return final
+
+
+class Progress:
+    """``progress(done, total, what)`` for long work: one line at most every ``every`` seconds, with an ETA."""
+
+    def __init__(self, log, title: str, every: float = 15.0):
+        self.log, self.title, self.every = log, title, every
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every or done >= total:
+            return
+        self.last = now
+        left = (now - self.start) / done * (total - done)
+        self.log(f"{self.title}: {done}/{total} ({what}), {now - self.start:.0f} s so far, about {left:.0f} s left")
+
+
+class Compute:
+    """What this trial executed so far (a reused stage costs no training): training steps and source-samples,
+    and the process's wall, CPU and (on a CUDA device) GPU seconds since the trial began."""
+
+    def __init__(self, device: torch.device):
+        self.gpu = device.type == "cuda"
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.steps = self.source_samples = 0
+
+    def trained(self, record: dict, training, sources: int) -> None:
+        if not record["reused"]:
+            steps = record["steps"] - record.get("start_step", 0)
+            self.steps += steps
+            self.source_samples += steps * training.batch_size * training.crop * sources
+
+    def so_far(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.wall
+        return {"compute_train_steps": float(self.steps), "compute_source_samples": float(self.source_samples),
+                "compute_wall_seconds": wall, "compute_cpu_seconds": time.process_time() - self.cpu,
+                "compute_gpu_seconds": wall if self.gpu else 0.0}
 
 
 def headline(metrics: dict, names) -> str:

@@ -74,6 +74,8 @@ class SearchConfig(Section):
     objectives: dict[str, Literal["max", "min"]] = Field(default_factory=lambda: {"auroc": "max", "si_sdr": "max"})
     num_samples: int = Field(1, ge=1)  # grid: repeats of the grid; random/optuna: number of trials
     seed: int = 0
+    # the hypervolume's reference point per objective (study.sweep.cost); default: the worst value seen
+    reference_point: dict[str, float] | None = None
 
     @field_validator("objectives")
     @classmethod
@@ -81,6 +83,13 @@ class SearchConfig(Section):
         if not value:
             raise ValueError("name at least one objective, e.g. {auroc: max}")
         return value
+
+    @model_validator(mode="after")
+    def _reference_for_objectives(self):
+        unknown = sorted(set(self.reference_point or {}) - set(self.objectives))
+        if unknown:
+            raise ValueError(f"reference_point.{unknown[0]} is not one of the objectives {sorted(self.objectives)}")
+        return self
 
 
 class SchedulerConfig(Section):

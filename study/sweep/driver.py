@@ -331,7 +331,8 @@ def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary,
         log(f"{summary.failed} trial(s) failed (reasons on their runs, tag study.error); once the cause is fixed, "
             f"re-running resumes the sweep: failed trials run again, finished stages are reused: {resume_command}")
     if not interrupted:  # never a frontier from a partial sweep
-        log_frontier(client, summary.experiment_id, summary.parent_run_id, sweep.search.objectives, log=log)
+        log_frontier(client, summary.experiment_id, summary.parent_run_id, sweep.search.objectives, log=log,
+                     reference_point=sweep.search.reference_point, settings=sorted(varied_settings(sweep)))
     client.set_terminated(summary.parent_run_id, "KILLED" if interrupted else "FINISHED")
 
 

@@ -23,14 +23,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from study.plots import save_figure  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-from study.metrics import SMOOTHNESS  # noqa: E402
+from study.metrics import COMPUTE, SMOOTHNESS  # noqa: E402
+from study.sweep.cost import log_cost  # noqa: E402
+from study.sweep.importance import log_importances  # noqa: E402
 from study.sweep.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name, redacted  # noqa: E402
 
 CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_mixture",
                    "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start", "si_sdr_supervised",
-                   "si_sdri_supervised", "likelihood_gap")
+                   "si_sdri_supervised", "likelihood_gap", *COMPUTE)
+NOT_SCORES = ("run", "run_id", "status", "target_sigma", "schedule", "stage_key", "logged_at", *COMPUTE)
 UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", SMOOTHNESS: "nats/sample"}
 MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
 
@@ -45,11 +50,17 @@ def pareto_mask(values: np.ndarray, directions) -> np.ndarray:
 
 
 def stage_table(client, experiment_id: str, parent_id: str, metrics) -> pd.DataFrame:
-    """One row per (trial, stage) with the trial's architecture, schedule and target σ."""
+    """One row per stage (a stage shared by trials once) with the architecture, schedule and target σ."""
+    return once_per_stage(stage_rows(client, experiment_id, parent_id, metrics))
+
+
+def stage_rows(client, experiment_id: str, parent_id: str, metrics) -> pd.DataFrame:
+    """One row per (trial, stage): what each trial reported, shared stages included."""
     rows = []
     for run in child_runs(client, experiment_id, parent_id):
         params = run.data.params
         per_step: dict[int, dict] = {}
+        logged_at: dict[int, int] = {}  # when each stage's metrics arrived (ms): the order compute was spent in
         smoothness = [name.replace(mlflow_name("@"), "@") for name in run.data.metrics
                       if name.startswith(mlflow_name(f"{SMOOTHNESS}@"))]
         for name in dict.fromkeys([*CONTEXT_METRICS, *smoothness, *metrics]):
@@ -57,12 +68,14 @@ def stage_table(client, experiment_id: str, parent_id: str, metrics) -> pd.DataF
                 continue
             for point in client.get_metric_history(run.info.run_id, mlflow_name(name)):
                 per_step.setdefault(point.step, {})[name] = point.value
+                logged_at[point.step] = max(logged_at.get(point.step, 0), point.timestamp)
         for step, values in sorted(per_step.items()):
             rows.append({"run": run.info.run_name, "run_id": run.info.run_id, "status": run.info.status,
                          "architecture": params.get("prior.name"), "schedule": params.get("schedule.kind"),
                          "target_sigma": float(params.get("schedule.sigma", "nan")), "stage": step,
-                         "stage_key": run.data.tags.get(f"study.stage{step}.key"), **values})
-    return once_per_stage(pd.DataFrame(rows))
+                         "stage_key": run.data.tags.get(f"study.stage{step}.key"), "logged_at": logged_at[step],
+                         **values})
+    return pd.DataFrame(rows)
 
 
 def once_per_stage(table: pd.DataFrame) -> pd.DataFrame:
@@ -71,7 +84,7 @@ def once_per_stage(table: pd.DataFrame) -> pd.DataFrame:
     nothing but its count; trials that share a stage but score it differently keep their own rows."""
     if table.empty or "stage_key" not in table:
         return table
-    scores = [c for c in table if c not in ("run", "run_id", "status", "target_sigma", "schedule", "stage_key")]
+    scores = [c for c in table if c not in NOT_SCORES]
     kept: list[pd.Series] = []
     order = table.notna().sum(axis=1).sort_values(ascending=False, kind="stable").index  # fullest rows first
     for _, row in table.loc[order].iterrows():
@@ -90,6 +103,16 @@ def agrees(fuller: pd.Series, other: pd.Series) -> bool:
     """``other`` says nothing ``fuller`` contradicts (a value missing from ``other`` says nothing)."""
     both = fuller.notna() & other.notna()
     return bool((fuller[both] == other[both]).all()) and not (other.notna() & fuller.isna()).any()
+
+
+def trial_outcomes(client, experiment_id: str, parent_id: str, rows: pd.DataFrame, settings) -> pd.DataFrame:
+    """One row per finished trial: its value of each varied setting (its run's params) and its last stage."""
+    if rows.empty:
+        return pd.DataFrame()
+    params = {run.info.run_id: run.data.params for run in child_runs(client, experiment_id, parent_id)}
+    last = rows[rows["status"] == "FINISHED"].sort_values("stage").groupby("run_id").last()
+    return pd.DataFrame([{**{s: params.get(run_id, {}).get(s) for s in settings}, **row.to_dict()}
+                         for run_id, row in last.iterrows()])
 
 
 def smoothness_column(table: pd.DataFrame) -> str | None:
@@ -198,10 +221,7 @@ def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -
     ax.set_ylabel(axis_label(y, objectives))
     ax.set_title(f"Study frontier: {x} ({objectives.get(x, '')}) vs {y} ({objectives.get(y, '')}), one point per stage")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save_figure(fig, path)
 
 
 def plot_dilemma(path: Path, table: pd.DataFrame) -> bool:
@@ -215,10 +235,7 @@ def plot_dilemma(path: Path, table: pd.DataFrame) -> bool:
     ax.set_ylabel("auroc (discrimination, higher is better)")
     ax.set_title("Discriminative versus smooth: every trial and stage")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save_figure(fig, path)
 
 
 def format_table(table: pd.DataFrame, objectives) -> str:
@@ -242,11 +259,13 @@ def summary_table(table: pd.DataFrame, objectives) -> pd.DataFrame:
 
 
 def log_frontier(client, experiment_id: str, parent_id: str, objectives: dict[str, str], log=print,
-                 artifact_path: str | None = None) -> pd.DataFrame:
+                 artifact_path: str | None = None, reference_point: dict[str, float] | None = None,
+                 settings: list[str] | None = None) -> pd.DataFrame:
     """Compute the frontier of a sweep from its child runs, print it, and log CSV and plots to the parent:
     the sweep's own record at the top (``artifact_path`` None, from the driver, with the supervised reference
     as a metric), or under ``artifact_path`` (another view, which never touches the sweep's record)."""
-    table = with_pareto(stage_table(client, experiment_id, parent_id, list(objectives)), objectives)
+    rows = stage_rows(client, experiment_id, parent_id, list(objectives))
+    table = with_pareto(once_per_stage(rows), objectives)
     log(format_table(table, objectives))
     for reference in ("si_sdr_supervised", "si_sdri_supervised"):  # one separator per sweep: on its run
         if artifact_path is None and reference in table and table[reference].notna().any():
@@ -259,6 +278,11 @@ def log_frontier(client, experiment_id: str, parent_id: str, objectives: dict[st
                            ("dilemma.png", plot_dilemma(folder / "dilemma.png", table))):
             if made:
                 client.log_artifact(parent_id, str(folder / name), artifact_path)
+        if artifact_path is None:  # what the sweep cost and which settings moved each objective: its own record
+            log_cost(client, parent_id, rows, objectives, folder, reference_point, log)
+            if settings:
+                log_importances(client, parent_id, trial_outcomes(client, experiment_id, parent_id, rows, settings),
+                                settings, list(objectives), folder, log)
     return table
 
 

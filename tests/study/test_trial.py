@@ -279,3 +279,18 @@ def test_supervised_reference_is_trained_once_per_store_and_scored_on_the_separa
     assert not any("ConvTasNet" in line for line in second)
     assert a["si_sdri_supervised"] == b["si_sdri_supervised"] and math.isfinite(a["si_sdri_supervised"])
     assert abs(a["si_sdr_supervised"] - a["si_sdri_supervised"] - a["si_sdr_mixture"]) < 1e-6
+
+
+def test_long_work_reports_progress_at_a_modest_rate():
+    from study.trial import Progress
+
+    lines = []
+    progress = Progress(lines.append, "separation", every=0.0)
+    for level in range(1, 5):
+        progress(level, 4, f"level {level}")
+    assert len(lines) == 3 and lines[0].startswith("separation: 1/4 (level 1)") and "s left" in lines[0]
+    quiet_lines = []
+    slow = Progress(quiet_lines.append, "evaluation", every=3600.0)
+    for level in range(1, 5):
+        slow(level, 4, "pass")
+    assert quiet_lines == []  # short work says nothing
