@@ -334,6 +334,9 @@ class Trial:
                                                                      "si_sdr_oracle_trace", metrics)}
         if result.diverged:
             self.log(f"separation diverged: {result.diverged}")
+            (folder / "audio").mkdir(parents=True, exist_ok=True)  # where the audio would be, say why there is none
+            write_local(folder / "audio" / "diverged.txt", f"no audio: the separation diverged ({result.diverged}); "
+                                                           f"see separation.bound and separation.epsilon\n")
             return {**metrics, "separation_error": result.diverged}
         estimates = result.estimates.cpu()
         metrics.update(separation_metrics(estimates, references, mixtures, clips.sources))

@@ -56,14 +56,18 @@ def tune_trial(params: dict, *, context: TrialContext) -> None:
     out_dir = Path(tune.get_context().get_trial_dir()) / "work"
     client = client_for(context.tracking_uri)
     key = tune.get_context().get_trial_id()
-    run_id, reattached = open_child(client, context.experiment_id, context.parent_id, key,
-                                    labelled(cfg, params, context.varied, key),
+    label = labelled(cfg, params, context.varied, key)
+
+    def log(line: str) -> None:  # Ray prefixes a worker's lines with its pid: say which trial instead
+        print(f"[{label}] {line}", flush=True)
+
+    run_id, reattached = open_child(client, context.experiment_id, context.parent_id, key, label,
                                     flatten(cfg.model_dump(mode="json", exclude={"threads", "device"})),
                                     {CONFIG_TAG: config_id(cfg), SWEEP_TAG: context.sweep_name})
     tag_where_it_runs(client, run_id, cfg)
     logged = logged_steps(client, run_id, "stage") if reattached else set()
     if reattached:
-        print(f"re-attached to MLflow run {run_id}; stages already logged: {sorted(logged)}")
+        log(f"re-attached to MLflow run {run_id}; stages already logged: {sorted(logged)}")
 
     def report(metrics: dict, stage_dir: Path) -> None:
         stage = int(metrics["stage"])
@@ -79,7 +83,8 @@ def tune_trial(params: dict, *, context: TrialContext) -> None:
     store = StageStore(context.store_uri if shared else f"{context.store_uri}/private/{config_id(cfg)}")
     leases = RayLeases(context.lease_actor) if shared else LeaseTable()
     try:
-        run_trial(cfg, out_dir, report, store=store, leases=leases, holder=f"{key}@{ray.util.get_node_ip_address()}")
+        run_trial(cfg, out_dir, report, log=log, store=store, leases=leases,
+                  holder=f"{key}@{ray.util.get_node_ip_address()}")
         for name in ("metrics.json", "config.yaml"):
             client.log_artifact(run_id, str(out_dir / name))
         if (out_dir / "separation").is_dir():

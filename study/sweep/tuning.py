@@ -15,12 +15,29 @@ class NoColumns(dict):
 
 def console_reporter(sweep: SweepConfig):
     """Tune's progress table: the trial's label as its name (it already names every varied key), its status,
-    the stage it reached and the objectives."""
+    the stage it reached and the objectives; printed when one of those changed, not on a timer, and without
+    Tune's "Result logdir" line (a Ray session folder, not where results are: the closing summary says that)."""
     from ray.tune import CLIReporter
 
-    return CLIReporter(metric_columns={"stage": "stage", **{name: name for name in sweep.search.objectives}},
-                       parameter_columns=NoColumns(), max_report_frequency=30, max_column_length=40,
-                       sort_by_metric=False)
+    class OnChange(CLIReporter):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._shown = None
+
+        def should_report(self, trials, done: bool = False) -> bool:
+            state = [(t.trial_id, t.status, (t.last_result or {}).get("stage")) for t in trials]
+            if state == self._shown and not done:
+                return False
+            self._shown = state
+            return True
+
+        def _progress_str(self, trials, done, *sys_info, **kwargs) -> str:
+            text = super()._progress_str(trials, done, *sys_info, **kwargs)
+            return "\n".join(line for line in text.splitlines() if not line.startswith("Result logdir:"))
+
+    return OnChange(metric_columns={"stage": "stage", **{name: name for name in sweep.search.objectives}},
+                    parameter_columns=NoColumns(), max_report_frequency=5, max_column_length=40,
+                    sort_by_metric=False)
 
 
 def param_space(sweep: SweepConfig) -> dict:

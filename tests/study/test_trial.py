@@ -88,8 +88,9 @@ def test_tiny_trial_end_to_end_and_resume(tmp_path):
     assert [m["stage_reused"] for m in again] == [1.0, 1.0]
     assert not any(line.startswith("step ") for line in lines)  # no training step ran
     assert sum("reused" in line for line in lines) == 2
-    same = lambda m: {k: v for k, v in m.items() if k != "stage_reused"}  # noqa: E731
+    same = lambda m: {k: v for k, v in m.items() if k != "stage_reused" and not k.startswith("compute_")}  # noqa: E731
     assert same(resumed) == same(final)
+    assert resumed["compute_train_steps"] == 0.0 and final["compute_train_steps"] == 400.0  # what ran, counted
     with pytest.raises(TrialError, match="different configuration"):
         run_trial(tiny(schedule={"sigma": 0.129}), tmp_path, log=quiet)
 
@@ -294,3 +295,12 @@ def test_long_work_reports_progress_at_a_modest_rate():
     for level in range(1, 5):
         slow(level, 4, "pass")
     assert quiet_lines == []  # short work says nothing
+
+
+def test_a_diverged_separation_says_why_where_its_audio_would_be(tmp_path):
+    cfg = tiny(training={"steps": 30}, schedule={"kind": "scratch", "sigma": 0.0}, evaluation={"clips": 8},
+               separation={"epsilon": 1.0, "bound": 0.5, "oracle_start": False})
+    final = run_trial(cfg, tmp_path, log=quiet)
+    assert final["separation_diverged"] == 1.0
+    note = (tmp_path / "separation" / "audio" / "diverged.txt").read_text()
+    assert note.startswith("no audio: the separation diverged (") and "at level σ=" in note
