@@ -22,7 +22,20 @@ def describe(sweep: SweepConfig) -> str:
         lines.append(f"  × {sweep.search.num_samples} samples each")
     lines.extend(describe_cost(sweep))
     lines.append(describe_precision(sweep))
+    lines.extend(data_warnings(sweep))
     return "\n".join(lines)
+
+
+def data_warnings(sweep: SweepConfig) -> list[str]:
+    """A data folder that does not exist here (a warning only: on a cluster the nodes may have it)."""
+    from pathlib import Path
+
+    from study.config import TrialConfig
+
+    points = sweep.grid_points() if all(d.kind == "grid" for d in sweep.space.values()) else [{}]
+    roots = {TrialConfig.model_validate(trial_tree(sweep.base, point)).data.root for point in points}
+    return [f"warning: data.root {root} does not exist on this machine (trials reading it will fail here)"
+            for root in sorted(r for r in roots if r is not None and not Path(r).expanduser().is_dir())]
 
 
 def describe_precision(sweep: SweepConfig) -> str:

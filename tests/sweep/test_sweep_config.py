@@ -7,7 +7,7 @@ import yaml
 from study.sweep.cli import main
 from study.sweep.config import SweepConfig
 
-from .conftest import write_sweep
+from .conftest import TINY_BASE, write_sweep
 
 
 def run_cli(tmp_path, capsys, *args):
@@ -92,6 +92,10 @@ def test_dry_run_counts_and_lists_the_grid(tmp_path, capsys):
                          search={"kind": "optuna", "sampler": "nsga2", "num_samples": 7})
     code, out, _ = run_cli(tmp_path, capsys, optuna, "--dry-run")
     assert code == 0 and "7 trials" in out and "nsga2" in out
+    missing = write_sweep(tmp_path, space={"data.kind": {"grid": ["toy", "stems"]}},
+                          base={**TINY_BASE, "data": {**TINY_BASE["data"], "root": str(tmp_path / "no-stems")}})
+    code, out, _ = run_cli(tmp_path, capsys, missing, "--dry-run")
+    assert code == 0 and f"warning: data.root {tmp_path / 'no-stems'} does not exist" in out
 
 
 @pytest.mark.parametrize("name", ["quickstart", "noise_frontier", "optuna_frontier", "beyond_frontier",
