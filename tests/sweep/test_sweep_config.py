@@ -99,7 +99,7 @@ def test_dry_run_counts_and_lists_the_grid(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", ["quickstart", "noise_frontier", "optuna_frontier", "beyond_frontier",
-                                  "chorales_frontier"])
+                                  "chorales_frontier", "separation_frontier"])
 def test_shipped_sweeps_validate(name, capsys):
     from pathlib import Path
 
