@@ -2,6 +2,7 @@
 end with the frontier and one summary. Every trial is :func:`study.sweep.trainable.tune_trial`."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -125,7 +126,8 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
     log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
     context = trial_context(sweep, uri, experiment_id, parent_id, root)
-    leases = start_lease_actor(context.lease_actor) if context.lease_actor else None  # alive for the whole sweep
+    if context.lease_actor:  # outlives the sweep: other sweeps on this storage and cluster may share it
+        start_lease_actor(context.lease_actor)
     if restore:
         log(f"resuming sweep {sweep.name!r} from {experiment_path}")
     resume_command = resume_command or shlex.join(["python", "-m", "study.sweep", str(sweep_file), "--resume"])
@@ -138,9 +140,6 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         reason = f"the sweep crashed: {type(error).__name__}: {excerpt(str(error), 500)}"
         close_crashed(client, summary, reason, log, resume_command)
         raise SweepCrashed(f"{reason}. Once the cause is fixed, resume with: {resume_command}", summary) from error
-    finally:
-        if leases is not None:
-            ray.kill(leases)
     summary = SweepSummary(finished, failed, interrupted, parent_id, experiment_id, uri, sweep.name,
                            sweep.experiment_name, store=context.store_uri)
     close_sweep(sweep, client, summary, reasons, log, resume_command)
@@ -229,7 +228,15 @@ def trial_context(sweep: SweepConfig, uri: str, experiment_id: str, parent_id: s
     return TrialContext(base=absolute_paths(sweep.base), varied=varied_settings(sweep), sweep_name=sweep.name,
                         tracking_uri=uri, experiment_id=experiment_id, parent_id=parent_id,
                         cpus=sweep.resources.cpu, gpus=sweep.resources.gpu, store_uri=default_store_uri(root),
-                        lease_actor=f"stage-leases-{sweep.name}" if sweep.share_stages else None)
+                        share_stages=sweep.share_stages, lease_actor=lease_actor_name(root, sweep))
+
+
+def lease_actor_name(root: str, sweep: SweepConfig) -> str | None:
+    """Object storage has no file lock: its leases live in one Ray actor per storage (named after it, so that
+    sweeps on one Ray cluster share it). Local and shared file systems keep lease files in the store."""
+    if not (sweep.share_stages and is_uri(root)):
+        return None
+    return f"stage-leases-{hashlib.sha256(default_store_uri(root).encode()).hexdigest()[:16]}"
 
 
 def finished_already(sweep: SweepConfig, client: MlflowClient, experiment_id: str, uri: str, root: str,

@@ -1,4 +1,4 @@
-"""The sweep's stage-lease table as one named Ray actor, reached by every trial on every node."""
+"""A storage's stage-lease table as one named Ray actor (object storage), reached by every trial on every node."""
 from __future__ import annotations
 
 import ray
@@ -25,6 +25,8 @@ class RayLeases:
 
 
 def start_lease_actor(name: str):
-    """Create (or find) the sweep's lease actor; owned by the driver, so it ends with the sweep."""
+    """Create (or find) the storage's lease actor. Detached: it must outlive this sweep, since other sweeps on
+    the same storage and Ray cluster may hold leases in it; it ends with the Ray cluster."""
     actor = ray.remote(num_cpus=0)(LeaseTable)
-    return actor.options(name=name, namespace=ACTOR_NAMESPACE, get_if_exists=True).remote(LEASE_SECONDS)
+    return actor.options(name=name, namespace=ACTOR_NAMESPACE, get_if_exists=True,
+                         lifetime="detached").remote(LEASE_SECONDS)

@@ -10,7 +10,7 @@ import torch
 from ray import tune
 
 from study.config import TrialConfig
-from study.leases import LeaseTable
+from study.leases import LEASES, FileLeases, LeaseTable
 from study.runtime import cpu_capability, resolve_precision
 from study.store import StageStore
 from study.sweep.config import trial_tree
@@ -34,7 +34,8 @@ class TrialContext:
     cpus: float
     gpus: float
     store_uri: str  # the stage store shared by every sweep on the storage
-    lease_actor: str | None  # None: stages are private to each trial (share_stages: false)
+    share_stages: bool  # false: stages are private to each trial
+    lease_actor: str | None = None  # the storage's lease actor (object storage); None: lease files beside the store
 
 
 def trial_config(params: dict, context: TrialContext) -> TrialConfig:
@@ -79,9 +80,10 @@ def tune_trial(params: dict, *, context: TrialContext) -> None:
             logged.add(stage)
         tune.report(metrics)
 
-    shared = context.lease_actor is not None
+    shared = context.share_stages
     store = StageStore(context.store_uri if shared else f"{context.store_uri}/private/{config_id(cfg)}")
-    leases = RayLeases(context.lease_actor) if shared else LeaseTable()
+    leases = (LeaseTable() if not shared else RayLeases(context.lease_actor) if context.lease_actor
+              else FileLeases(f"{context.store_uri}/{LEASES}"))
     try:
         run_trial(cfg, out_dir, report, log=log, store=store, leases=leases,
                   holder=f"{key}@{ray.util.get_node_ip_address()}")

@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from study.leases import LeaseTable
+from study.leases import FileLeases, LeaseTable
 from study.stages import plan_stages, stage_keys
 from study.store import StageStore, StoreError, atomic_write
 
@@ -38,8 +38,9 @@ def test_damaged_files_name_themselves(tmp_path):
         store.read_torch("k/prior.pt")
 
 
-def test_leases_are_exclusive_and_expire():
-    table = LeaseTable(seconds=0.2)
+@pytest.mark.parametrize("kind", ["table", "files"])
+def test_leases_are_exclusive_and_expire(tmp_path, kind):
+    table = LeaseTable(seconds=0.2) if kind == "table" else FileLeases(tmp_path / "leases", seconds=0.2)
     assert table.claim("k", "a") == (True, "a")
     assert table.claim("k", "b") == (False, "a")
     assert table.renew("k", "a") and not table.renew("k", "b")
@@ -49,6 +50,7 @@ def test_leases_are_exclusive_and_expire():
     assert table.claim("k", "a") == (False, "b")
     table.release("k", "b")
     assert table.claim("k", "a") == (True, "a")
+    assert table.claim("key/eval/sub", "a") == (True, "a") and table.claim("key/eval/sub", "b") == (False, "a")
 
 
 def test_stage_keys_share_what_determines_the_weights():

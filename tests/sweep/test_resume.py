@@ -94,6 +94,27 @@ def test_driver_stopped_mid_trial_resumes_without_redoing_anything(tmp_path, sto
         assert [m.step for m in client.get_metric_history(child.info.run_id, "auroc")] == expected
 
 
+def test_two_sweeps_started_at_once_on_one_storage_train_a_shared_stage_once(tmp_path):
+    """Two drivers (each its own local Ray) on one storage: their trials share the clean stage through the
+    lease files beside the store, so it is trained once and the other sweep waits and reuses it."""
+    drivers = []
+    for name, sigma in (("first", 0.077), ("second", 0.129)):
+        folder = tmp_path / name
+        folder.mkdir()
+        path = write_sweep(folder, name=name, experiment=name, base=KILLABLE_BASE, storage=str(tmp_path / "ray"),
+                           space={"schedule.sigma": {"grid": [sigma]}}, max_concurrent=1)
+        drivers.append(run_driver(path, folder))
+    outputs = [driver.communicate(timeout=600)[0] for driver in drivers]
+    assert [driver.returncode for driver in drivers] == [0, 0], [out[-2000:] for out in outputs]
+    trained = stage_folders(StageStore(tmp_path / "ray" / "stages"))
+    assert len(trained) == 3 and all(len(attempts) == 1 for attempts in trained.values()), trained
+    reused = []
+    for name in ("first", "second"):
+        client, _, children = runs_of(tmp_path / name, experiment=name)
+        reused += [client.get_run(c.info.run_id).data.tags["study.stage0.reused"] for c in children]
+    assert sorted(reused) == ["false", "true"]  # one sweep trained the clean stage, the other reused it
+
+
 def test_concurrent_trials_train_a_shared_stage_once(tmp_path, ray_session):
     path = write_sweep(tmp_path, space={"schedule.sigma": {"grid": [0.077, 0.129]}}, max_concurrent=2)
     sweep = load_sweep(path, [])

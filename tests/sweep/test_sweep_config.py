@@ -120,3 +120,14 @@ def test_cli_flags_override_yaml(tmp_path):
     assert sweep.base["training"]["steps"] == 7 and sweep.mlflow.tracking_uri == "http://127.0.0.1:5000"
     assert sweep.storage == "s3://bucket/path" and sweep.max_concurrent == 3
     assert yaml.safe_load(open(write_sweep(tmp_path)))["max_concurrent"] == 2
+
+
+@pytest.mark.parametrize("name", ["tiny", "separation_probe"])
+def test_shipped_trials_validate(name):
+    from pathlib import Path
+
+    from study.config import TrialConfig
+    from study.configio import load_config
+
+    path = Path(__file__).resolve().parents[2] / "sweeps" / "trials" / f"{name}.yaml"
+    assert load_config(TrialConfig, path, []).name
