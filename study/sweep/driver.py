@@ -35,6 +35,7 @@ from study.sweep.config import SweepConfig  # noqa: E402
 from study.sweep.frontier import log_frontier  # noqa: E402
 from study.sweep.labels import labelled, varied_settings  # noqa: E402
 from study.sweep.leases import start_lease_actor  # noqa: E402
+from study.sweep.live import LiveFrontier  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
 from study.sweep.tracking import (ROLE_TAG, SWEEP_TAG, absolute_tracking_uri, child_runs,  # noqa: E402
                                   client_for, close_dangling, default_artifact_location, ensure_experiment,
@@ -132,7 +133,8 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         log(f"resuming sweep {sweep.name!r} from {experiment_path}")
     resume_command = resume_command or shlex.join(["python", "-m", "study.sweep", str(sweep_file), "--resume"])
     try:
-        tuner = make_tuner(sweep, context, root, experiment_path if restore else None)
+        live = LiveFrontier(uri, experiment_id, parent_id, sweep.search.objectives, log=log)
+        tuner = make_tuner(sweep, context, root, experiment_path if restore else None, callbacks=[live])
         finished, failed, reasons, interrupted = fit(tuner)
     except Exception as error:  # noqa: BLE001 - Tune itself failed (a full disk, a lost state file): close up
         summary = SweepSummary(0, 0, 0, parent_id, experiment_id, uri, sweep.name, sweep.experiment_name,
@@ -277,7 +279,8 @@ def open_experiment(sweep: SweepConfig) -> tuple[str, MlflowClient, str]:
     return uri, client, experiment_id
 
 
-def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_from: str | None) -> tune.Tuner:
+def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_from: str | None,
+               callbacks=()) -> tune.Tuner:
     """A new Tuner for the sweep, or the saved one at ``restore_from``."""
     trainable = tune.with_resources(tune.with_parameters(tune_trial, context=context),
                                     {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
@@ -294,7 +297,7 @@ def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_fro
                                     max_concurrent_trials=sweep.max_concurrent if sweep.search.kind == "optuna" else None,
                                     trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=name),
         run_config=tune.RunConfig(name=sweep.name, storage_path=root, verbose=1,
-                                  progress_reporter=console_reporter(sweep),
+                                  progress_reporter=console_reporter(sweep), callbacks=list(callbacks),
                                   failure_config=tune.FailureConfig(max_failures=sweep.failure.max_failures)))
 
 

@@ -30,6 +30,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from study.metrics import COMPUTE, SMOOTHNESS  # noqa: E402
 from study.sweep.cost import log_cost  # noqa: E402
 from study.sweep.importance import log_importances  # noqa: E402
+from study.sweep.interactive import write_page  # noqa: E402
 from study.sweep.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name, redacted  # noqa: E402
 
 CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_mixture",
@@ -244,8 +245,13 @@ def format_table(table: pd.DataFrame, objectives) -> str:
     shown = table[table["pareto"]][[c for c in columns if c in table]]
     if shown.empty:
         return "Pareto set: empty (no trial reported every objective)"
-    return "Pareto set over " + ", ".join(f"{k} ({v})" for k, v in objectives.items()) + ":\n" + \
+    text = "Pareto set over " + ", ".join(f"{k} ({v})" for k, v in objectives.items()) + ":\n" + \
         shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    if "si_sdri" in shown and (shown["si_sdri"] < 0).any():
+        worse = shown[shown["si_sdri"] < 0]
+        text += (f"\n{len(worse)} of these separate worse than doing nothing (si_sdri < 0): "
+                 + ", ".join(worse["run"].astype(str)))
+    return text
 
 
 SUMMARY = "study_summary.csv"
@@ -272,18 +278,37 @@ def log_frontier(client, experiment_id: str, parent_id: str, objectives: dict[st
             client.log_metric(parent_id, reference, float(table[reference].mean()))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        summary_table(table, objectives).to_csv(folder / SUMMARY, index=False, float_format="%.4g")
-        client.log_artifact(parent_id, str(folder / SUMMARY), artifact_path)
-        for name, made in (("frontier.png", plot_frontier(folder / "frontier.png", table, objectives)),
-                           ("dilemma.png", plot_dilemma(folder / "dilemma.png", table))):
-            if made:
-                client.log_artifact(parent_id, str(folder / name), artifact_path)
+        log_views(client, parent_id, table, objectives, folder, artifact_path)
         if artifact_path is None:  # what the sweep cost and which settings moved each objective: its own record
             log_cost(client, parent_id, rows, objectives, folder, reference_point, log)
             if settings:
                 log_importances(client, parent_id, trial_outcomes(client, experiment_id, parent_id, rows, settings),
                                 settings, list(objectives), folder, log)
     return table
+
+
+def log_views(client, parent_id: str, table: pd.DataFrame, objectives: dict[str, str], folder: Path,
+              artifact_path: str | None = None) -> None:
+    """The frontier's files on the parent run: the summary table, the two plots and the interactive page."""
+    summary_table(table, objectives).to_csv(folder / SUMMARY, index=False, float_format="%.4g")
+    client.log_artifact(parent_id, str(folder / SUMMARY), artifact_path)
+    for name, made in (("frontier.png", plot_frontier(folder / "frontier.png", table, objectives)),
+                       ("dilemma.png", plot_dilemma(folder / "dilemma.png", table)),
+                       ("frontier.html", write_page(folder / "frontier.html", table, objectives,
+                                                    smoothness_column(table)))):
+        if made:
+            client.log_artifact(parent_id, str(folder / name), artifact_path)
+
+
+def refresh_frontier(client, experiment_id: str, parent_id: str, objectives: dict[str, str]) -> bool:
+    """The live frontier while the sweep runs: the parent's table, plots and page from the stages reported so
+    far (no printing; cost and importance come once, at the end). False when nothing is reported yet."""
+    rows = stage_rows(client, experiment_id, parent_id, list(objectives))
+    if rows.empty:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        log_views(client, parent_id, with_pareto(once_per_stage(rows), objectives), objectives, Path(tmp))
+    return True
 
 
 def view_name(objectives: dict[str, str]) -> str:

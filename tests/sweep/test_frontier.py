@@ -99,3 +99,25 @@ def test_a_shared_stage_is_one_row_unless_trials_scored_it_differently():
     assert len(rows) == 3
     assert rows.set_index("si_sdri")["shared_by"].to_dict() == {1.5: 2, -2.0: 1, 0.3: 1}
     assert rows.loc[rows["si_sdri"] == 1.5, "run"].item() == "b"  # the row that carries the scores
+
+
+def test_the_interactive_page_names_every_stage_and_works_offline(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from study.sweep.frontier import with_pareto
+    from study.sweep.interactive import write_page
+
+    table = with_pareto(pd.DataFrame([
+        {"run": "wn σ*0 ft · 00000", "stage": 0, "stage_sigma": 0.0, "architecture": "wavenet", "auroc": 0.9,
+         "si_sdr": -6.0, "si_sdri": -1.0, "si_sdr_mixture": -5.0, "si_sdri_oracle_start": 30.0, "logp_drop@0.01": -0.5},
+        {"run": "flow σ*0.077 ft · 00001", "stage": 1, "stage_sigma": 0.077, "architecture": "flowavenet",
+         "auroc": 0.7, "si_sdr": -4.0, "si_sdri": 1.0, "si_sdr_mixture": -5.0, "si_sdri_oracle_start": 20.0,
+         "logp_drop@0.01": -0.1},
+    ]), {"auroc": "max", "si_sdr": "max"})
+    assert write_page(tmp_path / "frontier.html", table, {"auroc": "max", "si_sdr": "max"}, "logp_drop@0.01")
+    page = (tmp_path / "frontier.html").read_text()
+    assert all(json.dumps(label)[1:-1] in page for label in table["run"])  # Plotly's JSON escapes σ and ·
+    assert "https://cdn" not in page.split("<body>")[0] and page.count("Plotly.newPlot") == 4  # inlined, 4 views
+    assert "separate worse than doing nothing" in page  # the Pareto point with SI-SDRi < 0 is said

@@ -214,3 +214,20 @@ def test_second_ctrl_c_stops_at_once_and_leaves_nothing_running(tmp_path):
     assert all(r.info.status != "RUNNING" for r in [*parents, *children]), output[-3000:]
     assert all("study.killed" in c.data.tags for c in children if c.info.status == "KILLED")
     assert_no_metric_logged_twice(client, children)
+
+
+def test_the_frontier_is_drawn_while_the_sweep_runs(tmp_path):
+    """After the first stage is reported, the sweep run already carries the table, the plots and the page."""
+    path = write_sweep(tmp_path, base=KILLABLE_BASE, space={"schedule.sigma": {"grid": [0.077]}}, max_concurrent=1)
+    driver = run_driver(path, tmp_path)
+    deadline, files = time.time() + 300, set()
+    while time.time() < deadline and driver.poll() is None and "frontier.html" not in files:
+        time.sleep(1)
+        client, parents, children = runs_of(tmp_path)
+        if parents:
+            files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    running = driver.poll() is None
+    driver.send_signal(signal.SIGINT)
+    output = driver.communicate(timeout=300)[0]
+    assert running, output[-3000:]  # seen before the sweep ended
+    assert {"study_summary.csv", "frontier.png", "frontier.html"} <= files, output[-3000:]

@@ -1,5 +1,6 @@
 """Real sweeps on local Ray, checked through the MLflow client: nesting, stage metrics, artifacts and failures.
 Interruption and resume are tested in test_resume.py."""
+import json
 
 import pandas as pd
 import torch
@@ -43,7 +44,14 @@ def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
     assert {c.data.tags[PARENT_TAG] for c in children} == {parent.info.run_id} and len(children) == 3
     assert parent.data.tags["study.version.torch"].startswith("2.11")
     parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"sweep.yaml", "study_summary.csv", "frontier.png", "dilemma.png"} <= parent_files
+    assert {"sweep.yaml", "study_summary.csv", "frontier.png", "dilemma.png", "frontier.html",
+            "hypervolume.png"} <= parent_files
+    page = open(client.download_artifacts(parent.info.run_id, "frontier.html", str(tmp_path))).read()
+    assert all(json.dumps(child.info.run_name)[1:-1] in page for child in children if child.info.status == "FINISHED")
+    totals = client.get_run(parent.info.run_id).data.metrics
+    assert totals["compute_train_steps_total"] == 20 + 10  # the shared clean stage trained once, then σ=0.077's
+    assert [m.step for m in client.get_metric_history(parent.info.run_id, "hypervolume")] == sorted(
+        {m.step for m in client.get_metric_history(parent.info.run_id, "hypervolume")})
     header = open(client.download_artifacts(parent.info.run_id, "study_summary.csv", str(tmp_path))).readline()
     assert header.startswith("auroc,si_sdr,run,stage,stage_sigma,pareto")  # objectives first
     assert (summary.stages, summary.reused) == (3, 1)  # the σ=0.077 trial reused the σ=0 trial's clean stage
