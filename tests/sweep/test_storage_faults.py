@@ -64,3 +64,46 @@ def test_storage_that_cannot_take_the_sweep_is_refused_before_anything_starts(tm
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err, err
     assert not (tmp_path / "mlflow.db").exists() and not (small_mount / "ray").exists()
+
+
+@pytest.fixture
+def room_for_a_sweep(tmp_path):
+    """A 320 MB tmpfs: enough for the storage check (256 MB free), small enough to fill."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_disk_filling_up_mid_stage_leaves_nothing_running_and_resumes_once_freed(tmp_path, room_for_a_sweep):
+    import time
+
+    from .conftest import KILLABLE_BASE
+    from .test_resume import run_driver
+
+    storage = room_for_a_sweep / "ray"
+    path = write_sweep(tmp_path, base=KILLABLE_BASE, storage=str(storage), space={"schedule.sigma": {"grid": [0.077]}},
+                       max_concurrent=1)
+    store = StageStore(storage / "stages")
+    driver = run_driver(path, tmp_path)
+    deadline = time.time() + 300
+    while time.time() < deadline and driver.poll() is None and not any(
+            name.endswith("train.pt") for name in store.list("")):
+        time.sleep(0.2)
+    filler = room_for_a_sweep / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=400"], capture_output=True)  # fills it
+    output = driver.communicate(timeout=600)[0]
+    assert driver.returncode not in (0, None), output[-3000:]
+    client, parents, children = runs_of(tmp_path)
+    assert [run.info.status for run in parents + children if run.info.status == "RUNNING"] == [], output[-3000:]
+    assert not [name for name in store.list("") if ".tmp-" in name]  # no half-written file left behind
+
+    filler.unlink()
+    again = run_driver(path, tmp_path)
+    output = again.communicate(timeout=600)[0]
+    assert again.returncode == 0, output[-3000:]
+    client, parents, children = runs_of(tmp_path)
+    assert [run.info.status for run in children].count("FINISHED") == 1
