@@ -39,16 +39,21 @@ def test_a_sweep_edited_since_it_started_is_refused_and_restart_reuses_its_stage
     assert len(again) == len(trained) + 1  # only σ = 0.129's stage is new
 
 
-@pytest.fixture
-def small_mount(tmp_path):
-    """A 2 MB tmpfs (a full disk in miniature); skipped where mounting is not allowed."""
-    folder = tmp_path / "small"
+def tmpfs(tmp_path, size: str):
+    """A tmpfs of ``size`` mounted for one test; skipped where mounting is not allowed."""
+    folder = tmp_path / f"tmpfs-{size}"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     yield folder
     subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 2 MB tmpfs: a full disk in miniature."""
+    yield from tmpfs(tmp_path, "2m")
 
 
 @pytest.mark.parametrize("problem", ["full", "read-only"])
@@ -69,13 +74,7 @@ def test_storage_that_cannot_take_the_sweep_is_refused_before_anything_starts(tm
 @pytest.fixture
 def room_for_a_sweep(tmp_path):
     """A 320 MB tmpfs: enough for the storage check (256 MB free), small enough to fill."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320m", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=False)
+    yield from tmpfs(tmp_path, "320m")
 
 
 def test_a_disk_filling_up_mid_stage_leaves_nothing_running_and_resumes_once_freed(tmp_path, room_for_a_sweep):
