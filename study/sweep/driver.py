@@ -25,6 +25,7 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import ray  # noqa: E402
+import torch  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from ray import tune  # noqa: E402
@@ -39,7 +40,8 @@ from study.sweep.live import LiveFrontier  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
 from study.sweep.tracking import (ROLE_TAG, SWEEP_TAG, absolute_tracking_uri, child_runs,  # noqa: E402
                                   client_for, close_dangling, default_artifact_location, ensure_experiment,
-                                  find_run, flatten, open_parent, redacted)
+                                  find_run, flatten, open_parent, redacted,
+                                  unreachable)
 from study.sweep.trainable import TrialContext, trial_config, tune_trial  # noqa: E402
 from study.sweep.tuning import console_reporter, param_space, search_algorithm, trial_scheduler  # noqa: E402
 
@@ -106,8 +108,13 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         raise ConfigError(f"--resume: no saved state of sweep {sweep.name!r} under {root}")
     restore = can_restore and mode != "restart"
     check_storage(root)
+    problem = unreachable(sweep.mlflow.tracking_uri)
+    if problem:
+        raise ConfigError(f"mlflow.tracking_uri: {problem}")
     if restore:
         check_unchanged(sweep, experiment_path)
+    if not sweep.ray.address and not ray.is_initialized():  # a local Ray gets this machine: ask before starting it
+        check_resources(sweep, [{"CPU": os.cpu_count() or 1, "GPU": torch.cuda.device_count()}])
     if not ray.is_initialized():
         ray.init(address=sweep.ray.address, include_dashboard=False) if sweep.ray.address else ray.init(
             include_dashboard=False)
@@ -346,12 +353,15 @@ def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary,
     client.set_terminated(summary.parent_run_id, "KILLED" if interrupted else "FINISHED")
 
 
-def check_resources(sweep: SweepConfig) -> None:
-    """Fail fast when no node can ever hold one trial: Tune would otherwise wait forever. Counts the nodes
-    that are up and, on a cluster with an autoscaler, the node types it can launch."""
+def check_resources(sweep: SweepConfig, nodes: list[dict] | None = None) -> None:
+    """Fail fast when no node can ever hold one trial: Tune would otherwise wait forever. Counts ``nodes``
+    (this machine, before a local Ray starts) or the nodes that are up and, on a cluster with an autoscaler,
+    the node types it can launch."""
     import ray
 
     need = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu}
+    if nodes is not None:
+        return fits(need, nodes)
     nodes = [dict(node["Resources"]) for node in ray.nodes() if node["Alive"]]
     try:  # the autoscaler publishes its node types in the GCS (Ray's own libraries read it the same way)
         from ray._private.state import state
@@ -361,6 +371,10 @@ def check_resources(sweep: SweepConfig) -> None:
                   if group.max_count != 0]
     except Exception:  # noqa: BLE001 - no autoscaler information: judge by the live nodes
         pass
+    fits(need, nodes)
+
+
+def fits(need: dict[str, float], nodes: list[dict]) -> None:
     if any(all(node.get(name, 0) >= amount for name, amount in need.items() if amount) for node in nodes):
         return
     largest = max(nodes, key=lambda node: (node.get("GPU", 0), node.get("CPU", 0)), default={})

@@ -41,6 +41,28 @@ def redacted(uri: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
+DATABASES = ("postgresql", "mysql", "mssql")  # tracking URIs that are a database MLflow opens directly
+
+
+def unreachable(uri: str) -> str | None:
+    """Why a database tracking URI cannot be used (one line), or None. Asked before Ray starts: MLflow itself
+    retries for minutes and then ends in a traceback."""
+    if not uri.split(":", 1)[0].split("+", 1)[0] in DATABASES:
+        return None
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 10}
+                                          if uri.startswith("postgresql") else {})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as error:  # noqa: BLE001 - any failure to connect is the user's to fix
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        return f"cannot reach {redacted(uri)} ({reason.replace(uri, redacted(uri))[:300]})"
+    return None
+
+
 def absolute_tracking_uri(uri: str) -> str:
     """``sqlite:///rel.db`` -> ``sqlite:////abs/rel.db`` so trials in other working directories find it."""
     prefix = "sqlite:///"
