@@ -25,7 +25,7 @@ INVALID = "_invalid"  # where damaged stages are moved, kept for inspection
 
 
 def digest(data: bytes) -> str:
-    """The content digest a sealed folder keeps per file (BLAKE2b: about 1 GB/s on one core)."""
+    """The content digest a sealed folder keeps per file (BLAKE2b, a fast cryptographic hash)."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
