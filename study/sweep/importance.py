@@ -35,6 +35,8 @@ def importances(trials: pd.DataFrame, settings: list[str], objectives: list[str]
     (objective, setting, importance); empty when there are too few trials or nothing varies."""
     rows = []
     for objective in objectives:
+        if objective not in trials:  # no finished trial reported it
+            continue
         data = trials.dropna(subset=[objective])
         varied = [s for s in settings if s in data and data[s].nunique() > 1]
         if len(data) < MIN_TRIALS or not varied:

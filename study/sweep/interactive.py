@@ -20,7 +20,7 @@ def hover_columns(table: pd.DataFrame, objectives) -> list[str]:
 
 def front_figure(table: pd.DataFrame, objectives: dict[str, str]) -> go.Figure | None:
     x, y = list(objectives)[:2] if len(objectives) > 1 else (None, None)
-    if x is None or table.dropna(subset=[x, y]).empty:
+    if x is None or x not in table or y not in table or table.dropna(subset=[x, y]).empty:
         return None
     shown = table.dropna(subset=[x, y]).assign(pareto=lambda t: t["pareto"].map({True: "Pareto", False: "dominated"}))
     fig = px.scatter(shown, x=x, y=y, color="architecture" if "architecture" in shown else None,

@@ -53,3 +53,14 @@ def test_importance_finds_the_setting_that_moves_each_objective():
     assert best == {"auroc": "prior.name", "si_sdr": "training.lr"}
     assert top_lines(table)[0].startswith("importance for auroc: prior.name")
     assert importances(trials.head(MIN_TRIALS - 1), ["training.lr"], ["auroc"]).empty  # too few: no answer
+
+
+def test_a_sweep_where_no_stage_was_reported_draws_and_counts_nothing(tmp_path):
+    from study.sweep.frontier import with_pareto
+    from study.sweep.interactive import write_page
+
+    objectives = {"auroc": "max", "si_sdr": "max"}
+    empty = with_pareto(pd.DataFrame(), objectives)
+    assert not write_page(tmp_path / "frontier.html", empty, objectives, None)
+    assert history(pd.DataFrame(), objectives).empty and totals(pd.DataFrame()) == {}
+    assert importances(pd.DataFrame(), ["training.lr"], list(objectives)).empty
