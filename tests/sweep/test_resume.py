@@ -101,7 +101,9 @@ def test_two_sweeps_started_at_once_on_one_storage_train_a_shared_stage_once(tmp
     for name, sigma in (("first", 0.077), ("second", 0.129)):
         folder = tmp_path / name
         folder.mkdir()
-        path = write_sweep(folder, name=name, experiment=name, base=KILLABLE_BASE, storage=str(tmp_path / "ray"),
+        # the shared clean stage is what counts: a short fine-tuning after it
+        base = {**KILLABLE_BASE, "schedule": {**KILLABLE_BASE["schedule"], "finetune_steps": 40}}
+        path = write_sweep(folder, name=name, experiment=name, base=base, storage=str(tmp_path / "ray"),
                            space={"schedule.sigma": {"grid": [sigma]}}, max_concurrent=1)
         drivers.append(run_driver(path, folder))
     outputs = [driver.communicate(timeout=600)[0] for driver in drivers]

@@ -84,7 +84,8 @@ def test_a_disk_filling_up_mid_stage_leaves_nothing_running_and_resumes_once_fre
     from .test_resume import run_driver
 
     storage = room_for_a_sweep / "ray"
-    path = write_sweep(tmp_path, base=KILLABLE_BASE, storage=str(storage), space={"schedule.sigma": {"grid": [0.077]}},
+    base = {**KILLABLE_BASE, "schedule": {**KILLABLE_BASE["schedule"], "finetune_steps": 60}}
+    path = write_sweep(tmp_path, base=base, storage=str(storage), space={"schedule.sigma": {"grid": [0.077]}},
                        max_concurrent=1)
     store = StageStore(storage / "stages")
     driver = run_driver(path, tmp_path)
