@@ -8,7 +8,8 @@ import time
 
 import torch
 
-from study.runtime import cpu_capability, pick_device
+from study.machine import cpu_capability
+from study.runtime import pick_device
 
 
 def sync(device) -> None:

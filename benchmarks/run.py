@@ -20,7 +20,9 @@ import json
 
 import torch
 
-from study.runtime import PRECISIONS, cpu_capability, pick_device
+from study.machine import cpu_capability
+from study.precision import PRECISIONS
+from study.runtime import pick_device
 
 from .common import machine, table
 from .compile import bench_compile

@@ -14,7 +14,6 @@ c_out = σ·σ_d/√(σ² + σ_d²) and c_in = 1/√(σ² + σ_d²), and the sco
 """
 from __future__ import annotations
 
-import math
 
 import torch
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models import PRESETS, PRIORS, prior_parameters, prior_setting
+from models.catalog import PRESETS, PRIOR_NAMES, prior_parameters, prior_setting, trained_by
 
 SIGMA_TOLERANCE = 1e-6  # relative: ladder levels computed in floating point compare equal to σ
 
@@ -64,8 +64,8 @@ class PriorConfig(Section):
 
     @model_validator(mode="after")
     def _known(self):
-        if self.name not in PRIORS:
-            raise ValueError(f"unknown prior {self.name!r}; choose one of {sorted(PRIORS)}")
+        if self.name not in PRIOR_NAMES:
+            raise ValueError(f"unknown prior {self.name!r}; choose one of {sorted(PRIOR_NAMES)}")
         if self.preset is not None and self.preset not in PRESETS[self.name]:
             raise ValueError(f"unknown preset {self.preset!r} for {self.name}; choose one of {sorted(PRESETS[self.name])}")
         check_hparams(self.name, self.hparams)
@@ -216,7 +216,10 @@ class SeparationConfig(Section):
     likelihood_scale: float = Field(1.0, gt=0)  # γ_i² = scale·σ_i²·Σα²
     bound: float = Field(30.0, gt=0)  # |s| beyond this is divergence (unit-RMS stems rarely peak above 10)
     seed: int = 0
-    audio_examples: int = Field(2, ge=0)
+    audio_examples: int = Field(2, ge=0)  # scored crops joined with a short silence (audio/crops)
+    # a stretch of one test mixture this long, separated as such in consecutive crops of ``length`` and joined
+    # back (audio/excerpt): long enough to listen to; 0 for none. Stored under its own key
+    listen_seconds: float = Field(2.0, ge=0, le=60)
     # Σ_k log p_k(estimate) − Σ_k log p_k(truth) per mixture, at the last level (likelihood_gap): negative means
     # the sampler did not reach what the priors prefer; costs one log p pass (a bound for score priors)
     likelihood_gap: bool = True
@@ -252,7 +255,7 @@ class TrialConfig(Section):
     def noise_conditional(self) -> bool:
         """Whether the prior is told σ (the one answer: stage planning, validation and keys ask here): always
         for a score prior; otherwise its constructor's ``noise_conditional``, as set or by default."""
-        if PRIORS[self.prior.name].trained_by == "denoising":
+        if trained_by(self.prior.name) == "denoising":
             return True
         if "noise_conditional" not in prior_parameters(self.prior.name):
             return False
@@ -291,7 +294,7 @@ class TrialConfig(Section):
     def _score_prior_fits_its_range(self):
         """A score prior learns σ in [sigma_min, sigma_max]: the ladder and σ* must lie there, and its log p is
         a quadrature bound, too costly inside every training step of the hybrid term."""
-        if PRIORS[self.prior.name].trained_by != "denoising":
+        if trained_by(self.prior.name) != "denoising":
             return self
         setting = functools.partial(prior_setting, self.prior.name, self.prior.preset, self.prior.hparams)
         low, high = setting("sigma_min"), setting("sigma_max")

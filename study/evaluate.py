@@ -7,8 +7,9 @@ from models import Prior
 from models.conditioning import as_sigma
 from study.config import EvaluationConfig
 from study.cores import map_batch, on_cores
-from study.metrics import (SMOOTHNESS, bits_per_sample, cross_likelihood, discrimination_metrics, in_class,
-                           level_name, logp_drop, per_source_auroc, si_sdr)
+from study.metric_names import SMOOTHNESS, level_name
+from study.metrics import (bits_per_sample, cross_likelihood, discrimination_metrics, in_class, logp_drop,
+                           per_source_auroc, si_sdr)
 from study.ood import likelihood_ratio
 from study.runtime import autocast
 

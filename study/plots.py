@@ -99,14 +99,21 @@ def plot_likelihood_gap(path: Path, gaps: dict[str, torch.Tensor], title: str) -
     save_figure(fig, path)
 
 
-def write_audio_examples(folder: Path, mixtures, references, estimates, sources, sample_rate: int, count: int) -> None:
-    """mixture.wav, <source>_reference.wav and <source>_estimate.wav for the first ``count`` mixtures."""
-    for b in range(min(count, mixtures.shape[0])):
-        target = folder / f"mixture{b}"
-        target.mkdir(parents=True, exist_ok=True)
-        sf.write(target / "mixture.wav", mixtures[b].numpy().astype(np.float32), sample_rate, subtype="FLOAT")
-        for k, name in enumerate(sources):
-            sf.write(target / f"{name}_reference.wav", references[b, k].numpy().astype(np.float32), sample_rate,
-                     subtype="FLOAT")
-            sf.write(target / f"{name}_estimate.wav", estimates[b, k].numpy().astype(np.float32), sample_rate,
-                     subtype="FLOAT")
+GAP_SECONDS = 0.15  # the silence between joined crops: each crop is heard as its own example
+
+
+def write_audio(folder: Path, mixtures, references, estimates, sources, sample_rate: int,
+                gap_seconds: float = GAP_SECONDS) -> None:
+    """mixture.wav, <source>_reference.wav and <source>_estimate.wav, each the given mixtures' crops
+    ([B, T] and [B, K, T]) one after another with ``gap_seconds`` of silence between them."""
+    gap = np.zeros(int(gap_seconds * sample_rate), np.float32)
+
+    def write(name: str, crops) -> None:
+        parts = [part for crop in crops for part in (crop.numpy().astype(np.float32), gap)][:-1]
+        sf.write(folder / f"{name}.wav", np.concatenate(parts), sample_rate, subtype="FLOAT")
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write("mixture", mixtures)
+    for k, name in enumerate(sources):
+        write(f"{name}_reference", references[:, k])
+        write(f"{name}_estimate", estimates[:, k])

@@ -13,9 +13,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from models import PRESETS, PRIORS
-from study.data.build import source_names
-from study.data.stems import split_digest
+from models.catalog import PRESETS, trained_by
+from study.data.content import split_digest
+from study.data.layouts import source_names
 from study.config import SIGMA_TOLERANCE, TrainingConfig, TrialConfig
 
 KEY_LENGTH = 16
@@ -53,7 +53,8 @@ LATER_SEPARATION_SETTINGS = ("levels", "karras_levels", "karras_rho", "churn", "
                              "likelihood_gap")
 
 
-NOT_SEPARATION = {"reference_steps", "reference_lr"}  # the supervised reference has its own key
+# the supervised reference and the listening excerpt have their own keys
+NOT_SEPARATION = {"reference_steps", "reference_lr", "listen_seconds"}
 
 
 def identity(section, later: tuple[str, ...] = (), exclude: set[str] | None = None) -> dict:
@@ -98,7 +99,7 @@ def noise_policy(cfg: TrialConfig) -> dict:
     if not cfg.noise_conditional:
         return {"ladder": None, "floor": 0.0}
     ladder = tuple(cfg.schedule.ladder)
-    return {"ladder": ladder, "floor": min(ladder) if PRIORS[cfg.prior.name].trained_by == "denoising" else 0.0}
+    return {"ladder": ladder, "floor": min(ladder) if trained_by(cfg.prior.name) == "denoising" else 0.0}
 
 
 def stage_training(cfg: TrialConfig, stage: Stage) -> TrainingConfig:
@@ -217,6 +218,12 @@ def separation_key(cfg: TrialConfig, levels: list[tuple[float, int]], keys: list
     return content_hash({"levels": [(sigma, keys[index]) for sigma, index in levels],
                          "separation": identity(cfg.separation, LATER_SEPARATION_SETTINGS, NOT_SEPARATION),
                          "data": data_identity(cfg, "test")})
+
+
+def listening_key(cfg: TrialConfig, levels: list[tuple[float, int]], keys: list[str]) -> str:
+    """The key of the listening excerpt: its length, and what the scored separation's key holds."""
+    return content_hash({"listen_seconds": cfg.separation.listen_seconds,
+                         "separation": separation_key(cfg, levels, keys)})
 
 
 def supervised_key(cfg: TrialConfig) -> str:

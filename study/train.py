@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from models import PRIORS, Prior, build_prior, prior_checkpoint
+from models import PRIOR_NAMES, Prior, build_prior, prior_checkpoint
 from study.config import DataConfig, NoiseConfig, PriorConfig, TrainingConfig, TrialConfig
 from study.configio import ConfigError, bounded, validate
 from study.cores import batch_parts, on_cores
@@ -260,7 +260,7 @@ def held_out_bits(prior: Prior, clips: torch.Tensor, device=None) -> torch.Tenso
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Train the per-source priors of one architecture on one data set.")
-    parser.add_argument("--prior", default="wavenet", choices=sorted(PRIORS))
+    parser.add_argument("--prior", default="wavenet", choices=sorted(PRIOR_NAMES))
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--data", default="toy", choices=["toy", "stems"])
     parser.add_argument("--root", type=Path, help="stems root (for --data stems)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import socket
 import sys
@@ -32,15 +33,17 @@ from study.cores import map_batch
 from study.data import DataError, build_clips, mix, mixing_weights
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.leases import Heartbeat, LeaseTable
-from study.metrics import headline_metrics, level_name, mixture_si_sdr, separation_metrics, si_sdr
+from study.metric_names import headline_metrics, level_name
+from study.metrics import mixture_si_sdr, separation_metrics, si_sdr
 from study.ood import PooledSources, flac_log_density
 from study.plots import (plot_cross_likelihood, plot_level_trace, plot_likelihood_gap, plot_noise_curve,
-                         write_audio_examples, write_matrix_csv)
-from study.runtime import autocast, pick_device, resolve_precision, use_precision
+                         write_audio, write_matrix_csv)
+from study.precision import resolve_precision
+from study.runtime import autocast, pick_device, use_precision
 from study.separate import LangevinSchedule, annealed_langevin
 from study.stages import (Stage, background_key, background_stage, background_training, content_hash, evaluation_key,
                           levels_up_to, plan_stages, separation_key, separation_levels, stage_keys, stage_training,
-                          supervised_key)
+                          listening_key, supervised_key)
 from study.store import StageStore, StoreError, dumps_json, write_local
 from study.supervised import reference_metrics, train_separator
 from study.train import load_checkpoint, train
@@ -278,7 +281,43 @@ class Trial:
 
         self.once(stored, build, "separation")
         self.store.get_folder(stored, self.out_dir / "separation")
+        if sep.listen_seconds:
+            self.listening_excerpt(levels)
         return self.store.read_json(f"{stored}/separation.json")
+
+    def listening_excerpt(self, levels: list[tuple[float, int]]) -> None:
+        """``separation.listen_seconds`` of one test mixture, separated as such: cut into consecutive crops of
+        ``separation.length`` (one batch of the same sampler) and joined back, written beside the scored
+        crops' audio (separation/audio/excerpt). Stored under its own key; it adds no metric."""
+        stored = f"{self.keys[-1]}/listening/{listening_key(self.cfg, levels, self.keys)}"
+
+        def build() -> None:
+            scratch = self.out_dir / "scratch" / stored
+            scratch.mkdir(parents=True, exist_ok=True)
+            self._separate_excerpt(levels, scratch)
+            self.store.put_folder(stored, scratch)
+
+        self.once(stored, build, "listening excerpt")
+        self.store.get_folder(stored, self.out_dir / "separation" / "audio" / "excerpt")
+
+    def _separate_excerpt(self, levels: list[tuple[float, int]], folder: Path) -> None:
+        sep, rate = self.cfg.separation, self.test.sample_rate
+        crops = math.ceil(sep.listen_seconds * rate / sep.length)
+        try:
+            sources = self.test.with_length(crops * sep.length, max_eval_crops=1).clips([0])[0]  # [K, crops·L]
+        except (DataError, IndexError) as error:
+            write_local(folder / "none.txt", f"no {sep.listen_seconds:g} s excerpt of the test split: {error}\n")
+            return
+        references = sources.reshape(len(sources), crops, sep.length).transpose(0, 1)  # [crops, K, L], in order
+        self.log(f"--- listening excerpt: {crops * sep.length / rate:.2f} s of one test mixture as {crops} "
+                 f"consecutive crops (no metrics)")
+        result = self._level_sampler(levels, mix(references), "listening excerpt")(None)
+        if result.diverged:
+            write_local(folder / "diverged.txt", f"no audio: the separation diverged ({result.diverged}); "
+                                                 "see separation.bound and separation.epsilon\n")
+            return
+        estimates = result.estimates.cpu().transpose(0, 1).reshape(len(sources), -1)  # joined back: [K, crops·L]
+        write_audio(folder, mix(sources)[None], sources[None], estimates[None], self.test.sources, rate)
 
     @functools.cached_property
     def separation_sources(self):
@@ -306,13 +345,12 @@ class Trial:
         clips, references = self.separation_sources
         mixtures = mix(references)
         sigmas = [s for s, _ in levels]
-        schedule = LangevinSchedule.from_config(sigmas, sep)
-        level_priors = [self.load(self.keys[i]).eval() for _, i in levels]
+        sample = self._level_sampler(levels, mixtures)
+        level_priors, schedule = sample.priors, sample.schedule
         self.log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, {len(levels)} levels "
                  f"{level_name(sigmas[0])} → {level_name(sigmas[-1])} × {sep.steps_per_level} steps "
                  f"(×{sep.steps_growth:g} by the last), rule {sep.rule}, init {sep.init}, predictor {sep.predictor}"
                  + (", then again from the true sources" if sep.oracle_start else ""))
-        sample = self._sampler(level_priors, sigmas, mixtures, schedule)
         t0 = time.perf_counter()
         result = sample(None)
         wall = time.perf_counter() - t0
@@ -350,13 +388,19 @@ class Trial:
                     for label, (run, _) in held.items()}
             metrics.update({f"likelihood_gap{suffix}": gaps[label].mean().item() for label, (_, suffix) in held.items()})
             plot_likelihood_gap(folder / "likelihood_gap.png", gaps, f"{cfg.prior.name}, σ={sigmas[-1]:.3g}")
-        write_audio_examples(folder / "audio", mixtures, references, estimates, clips.sources, clips.sample_rate,
-                             sep.audio_examples)
+        if sep.audio_examples:  # the scored crops, joined: each is too short to hear alone
+            count = sep.audio_examples
+            write_audio(folder / "audio" / "crops", mixtures[:count], references[:count], estimates[:count],
+                        clips.sources, clips.sample_rate)
         return metrics
 
-    def _sampler(self, level_priors: list[Prior], sigmas: list[float], mixtures: torch.Tensor,
-                 schedule: LangevinSchedule) -> Callable:
-        """``sample(start)``: the sampler over the level priors, from the configured start or from ``start``."""
+    def _level_sampler(self, levels: list[tuple[float, int]], mixtures: torch.Tensor,
+                       what: str = "separation") -> Callable:
+        """``sample(start)``: the configured sampler over the priors of ``levels`` ((σ, stage index) pairs),
+        from the configured start or from ``start``; ``sample.priors``, ``sample.schedule``: what it uses."""
+        sigmas = [s for s, _ in levels]
+        schedule = LangevinSchedule.from_config(sigmas, self.cfg.separation)
+        level_priors = [self.load(self.keys[i]).eval() for _, i in levels]
 
         def score(i: int, s: torch.Tensor, sigma=None) -> torch.Tensor:
             """Level i's prior at σ_i, or at ``sigma`` (a number, or [K]: one level per source)."""
@@ -366,11 +410,12 @@ class Trial:
 
         def sample(start: torch.Tensor | None):
             generator = torch.Generator(device=self.device).manual_seed(self.cfg.separation.seed)  # same for both
-            what = "separation" + (" from the true sources" if start is not None else "")
             return annealed_langevin(score, mixtures.to(self.device), mixing_weights(level_priors[0].num_sources),
                                      schedule, generator, keep_levels=True, start=start,
-                                     progress=Progress(self.log, what))
+                                     progress=Progress(self.log, what + (" from the true sources" if start is not None
+                                                                         else "")))
 
+        sample.priors, sample.schedule = level_priors, schedule
         return sample
 
     def _likelihood_gap(self, prior: Prior, sigma: float, estimates: torch.Tensor, references: torch.Tensor):
@@ -484,7 +529,7 @@ class Compute:
 
 
 def headline(metrics: dict, names) -> str:
-    """A stage's key numbers (``names``, :func:`study.metrics.headline_metrics`) on one line."""
+    """A stage's key numbers (``names``, :func:`study.metric_names.headline_metrics`) on one line."""
     shown = "  ".join(f"{k}={metrics[k]:.4g}" for k in names if isinstance(metrics.get(k), float))
     return f"stage {metrics.get('stage')} (σ={metrics.get('stage_sigma'):g}): {shown}"
 

@@ -1,11 +1,22 @@
-"""Clip sources for the study: toy oscillators (generated) and multitrack folders (MUSDB18-HQ or Slakh2100)."""
-from .base import NORMALISATIONS, ClipSource, DataError, mix, mixing_weights, normalise
-from .layouts import MUSDB_SOURCES, SLAKH_SOURCES
-from .stems import StemsDataset
-from .toy import TOY_SAMPLE_RATE, TOY_SOURCES, ToyOscillators
+"""Clip sources for the study: toy oscillators (generated) and multitrack folders (MUSDB18-HQ or Slakh2100).
 
-__all__ = ["ClipSource", "DataError", "mix", "mixing_weights", "normalise", "NORMALISATIONS", "MUSDB_SOURCES", "SLAKH_SOURCES",
-           "StemsDataset", "TOY_SAMPLE_RATE", "TOY_SOURCES", "ToyOscillators"]
-from .build import build_clips, source_names  # noqa: E402
+Names are imported on first use, so that validation can read :mod:`study.data.layouts` and
+:mod:`study.data.content` without importing torch.
+"""
+from __future__ import annotations
 
-__all__ += ["build_clips", "source_names"]
+import importlib
+
+_HOMES = {**{name: "base" for name in ("NORMALISATIONS", "ClipSource", "mix", "mixing_weights", "normalise")},
+          "DataError": "errors", "MUSDB_SOURCES": "layouts", "SLAKH_SOURCES": "layouts", "TOY_SOURCES": "layouts",
+          "source_names": "layouts", "StemsDataset": "stems", "TOY_SAMPLE_RATE": "toy", "ToyOscillators": "toy",
+          "build_clips": "build"}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module 'study.data' has no attribute {name!r}")
+
+
+__all__ = list(_HOMES)

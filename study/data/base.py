@@ -1,4 +1,4 @@
-"""What every clip source provides: the error raised for bad audio input, the mixture, and the one
+"""What every clip source provides: the mixture, the mixing weights and the one
 normalisation that makes σ mean the same thing on every dataset."""
 from __future__ import annotations
 
@@ -14,17 +14,6 @@ import torch
 NORMALISATIONS = ("rms", "peak")
 ACTIVITY_WINDOW = 1024  # samples per window when finding a stem's audible part
 ACTIVITY_DB = -40.0  # windows this far below the stem's loudest window are silence, not part of its level
-
-
-class DataError(ValueError):
-    """Bad input data. The message always names the offending path (or setting) and the problem."""
-
-    def __init__(self, where, problem: str):
-        super().__init__(f"{where}: {problem}")
-        self.where, self.problem = str(where), problem
-
-    def __reduce__(self):  # rebuilt from both arguments when Ray sends it from a worker to the driver
-        return type(self), (self.where, self.problem)
 
 
 def normalise(signal: np.ndarray, mode: str) -> np.ndarray:

@@ -1,15 +1,9 @@
 """Turn a :class:`study.config.DataConfig` into clip sources."""
 from __future__ import annotations
 
-from .layouts import DEFAULT_SOURCES
+from .layouts import source_names
 from .stems import StemsDataset, native_rate
-from .toy import TOY_SOURCES, ToyOscillators
-
-
-def source_names(cfg) -> tuple[str, ...]:
-    if cfg.sources:
-        return tuple(cfg.sources)
-    return TOY_SOURCES if cfg.kind == "toy" else DEFAULT_SOURCES[cfg.kind]
+from .toy import ToyOscillators
 
 
 def build_clips(cfg, split: str, length: int, max_eval_crops: int | None = None):

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from study.configio import ConfigError, read_yaml
 
-from .base import DataError
+from .errors import DataError
 
+TOY_SOURCES = ("sin", "square", "saw", "triangle")  # the generated oscillators of study.data.toy
 MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
 SLAKH_SOURCES = ("bass", "drums", "guitar", "piano")  # MSDM's four
 
@@ -78,6 +79,13 @@ def slakh_track(folder: Path, sources) -> TrackFiles:
 
 LAYOUTS = {"stems": musdb_track, "slakh": slakh_track}
 DEFAULT_SOURCES = {"stems": MUSDB_SOURCES, "slakh": SLAKH_SOURCES}
+
+
+def source_names(cfg) -> tuple[str, ...]:
+    """The sources a :class:`study.config.DataConfig` names, or its kind's default ones."""
+    if cfg.sources:
+        return tuple(cfg.sources)
+    return TOY_SOURCES if cfg.kind == "toy" else DEFAULT_SOURCES[cfg.kind]
 
 
 def track_folders(root: Path, split: str) -> list[Path]:

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .base import NORMALISATIONS, DataError, mix
+from .base import NORMALISATIONS, mix
+from .errors import DataError
+from .layouts import TOY_SOURCES
 
-TOY_SOURCES = ("sin", "square", "saw", "triangle")
 TOY_SAMPLE_RATE = 14_700
 SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
 # RMS of each unit-peak waveform over a period (of the continuous wave; integer periods differ by < 1 %)

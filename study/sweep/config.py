@@ -243,8 +243,8 @@ def validate_space(sweep: SweepConfig) -> list[TrialConfig]:
 
 def check_objectives(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
     """Every objective (and the ASHA metric) must be a metric that at least one trial reports."""
-    from study.data.build import source_names
-    from study.metrics import metric_problem
+    from study.data.layouts import source_names
+    from study.metric_names import metric_problem
 
     named = {f"search.objectives.{name}": name for name in sweep.search.objectives}
     if sweep.scheduler.metric:

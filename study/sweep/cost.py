@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from study.plots import save_figure  # noqa: E402
 from optuna._hypervolume import compute_hypervolume  # noqa: E402 - Optuna's WFG hypervolume
 
-from study.metrics import COMPUTE  # noqa: E402
+from study.metric_names import COMPUTE  # noqa: E402
 
 STEPS = "compute_train_steps"
 

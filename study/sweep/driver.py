@@ -25,18 +25,19 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import ray  # noqa: E402
-import torch  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from ray import tune  # noqa: E402
 
 from study.configio import ConfigError, excerpt  # noqa: E402
+from study.machine import this_machine  # noqa: E402
 from study.store import default_store_uri, is_uri, resolved  # noqa: E402
 from study.sweep.config import SweepConfig  # noqa: E402
 from study.sweep.frontier import log_frontier  # noqa: E402
 from study.sweep.labels import labelled, varied_settings  # noqa: E402
 from study.sweep.leases import start_lease_actor  # noqa: E402
 from study.sweep.live import LiveFrontier  # noqa: E402
+from study.sweep.plan import unfit  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
 from study.sweep.tracking import (ROLE_TAG, SWEEP_TAG, absolute_tracking_uri, child_runs,  # noqa: E402
                                   client_for, close_dangling, default_artifact_location, ensure_experiment,
@@ -114,7 +115,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     if restore:
         check_unchanged(sweep, experiment_path)
     if not sweep.ray.address and not ray.is_initialized():  # a local Ray gets this machine: ask before starting it
-        check_resources(sweep, [{"CPU": os.cpu_count() or 1, "GPU": torch.cuda.device_count()}])
+        check_resources(sweep, [this_machine()])
     if not ray.is_initialized():
         ray.init(address=sweep.ray.address, include_dashboard=False) if sweep.ray.address else ray.init(
             include_dashboard=False)
@@ -357,29 +358,20 @@ def check_resources(sweep: SweepConfig, nodes: list[dict] | None = None) -> None
     """Fail fast when no node can ever hold one trial: Tune would otherwise wait forever. Counts ``nodes``
     (this machine, before a local Ray starts) or the nodes that are up and, on a cluster with an autoscaler,
     the node types it can launch."""
-    import ray
+    if nodes is None:
+        import ray
 
-    need = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu}
-    if nodes is not None:
-        return fits(need, nodes)
-    nodes = [dict(node["Resources"]) for node in ray.nodes() if node["Alive"]]
-    try:  # the autoscaler publishes its node types in the GCS (Ray's own libraries read it the same way)
-        from ray._private.state import state
+        nodes = [dict(node["Resources"]) for node in ray.nodes() if node["Alive"]]
+        try:  # the autoscaler publishes its node types in the GCS (Ray's own libraries read it the same way)
+            from ray._private.state import state
 
-        config = state.get_cluster_config()
-        nodes += [dict(group.resources) for group in (config.node_group_configs if config else [])
-                  if group.max_count != 0]
-    except Exception:  # noqa: BLE001 - no autoscaler information: judge by the live nodes
-        pass
-    fits(need, nodes)
-
-
-def fits(need: dict[str, float], nodes: list[dict]) -> None:
-    if any(all(node.get(name, 0) >= amount for name, amount in need.items() if amount) for node in nodes):
-        return
-    largest = max(nodes, key=lambda node: (node.get("GPU", 0), node.get("CPU", 0)), default={})
-    raise ConfigError(f"resources: one trial asks for {need['CPU']:g} CPU and {need['GPU']:g} GPU, but no node "
-                      f"can offer that (the largest has {largest.get('CPU', 0):g} CPU and {largest.get('GPU', 0):g} "
-                      "GPU); lower resources.cpu / resources.gpu or add larger nodes")
+            config = state.get_cluster_config()
+            nodes += [dict(group.resources) for group in (config.node_group_configs if config else [])
+                      if group.max_count != 0]
+        except Exception:  # noqa: BLE001 - no autoscaler information: judge by the live nodes
+            pass
+    problem = unfit(sweep, nodes)
+    if problem:
+        raise ConfigError(f"{problem}; lower resources.cpu / resources.gpu or add larger nodes")
 
 

@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 from study.plots import save_figure  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-from study.metrics import COMPUTE, SMOOTHNESS  # noqa: E402
+from study.metric_names import COMPUTE, SMOOTHNESS  # noqa: E402
 from study.sweep.cost import log_cost  # noqa: E402
 from study.sweep.importance import log_importances  # noqa: E402
 from study.sweep.interactive import write_page  # noqa: E402

@@ -23,7 +23,30 @@ def describe(sweep: SweepConfig) -> str:
     lines.extend(describe_cost(sweep))
     lines.append(describe_precision(sweep))
     lines.extend(data_warnings(sweep))
+    lines.extend(machine_warnings(sweep))
     return "\n".join(lines)
+
+
+def unfit(sweep: SweepConfig, nodes: list[dict]) -> str | None:
+    """Why none of ``nodes`` (Ray resource dicts) can hold one trial; None when one can."""
+    need = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu}
+    if any(all(node.get(name, 0) >= amount for name, amount in need.items() if amount) for node in nodes):
+        return None
+    largest = max(nodes, key=lambda node: (node.get("GPU", 0), node.get("CPU", 0)), default={})
+    return (f"resources: one trial asks for {need['CPU']:g} CPU and {need['GPU']:g} GPU, but no node can offer "
+            f"that (the largest has {largest.get('CPU', 0):g} CPU and {largest.get('GPU', 0):g} GPU)")
+
+
+def machine_warnings(sweep: SweepConfig) -> list[str]:
+    """A trial this machine cannot hold (a warning only: a cluster's nodes may be larger)."""
+    from study.machine import this_machine
+
+    machine = this_machine()
+    if unfit(sweep, [machine]) is None:
+        return []
+    where = "the cluster's nodes may differ" if sweep.ray.address else "a local sweep would stop here"
+    return [f"warning: resources: one trial asks for {sweep.resources.cpu:g} CPU and {sweep.resources.gpu:g} GPU; "
+            f"this machine has {machine['CPU']:g} CPU and {machine['GPU']:g} GPU ({where})"]
 
 
 def data_warnings(sweep: SweepConfig) -> list[str]:
@@ -40,13 +63,12 @@ def data_warnings(sweep: SweepConfig) -> list[str]:
 
 def describe_precision(sweep: SweepConfig) -> str:
     """The precision the trials will use on this machine (each node decides for itself, the same way)."""
-    import torch
-
-    from study.runtime import resolve_precision
+    from study.machine import this_machine
+    from study.precision import resolve_precision
 
     requested = {str(tree.get("precision", "auto")) for tree in
                  [sweep.base, *[trial_tree(sweep.base, point) for point in sweep.grid_points()]]}
-    device = torch.device("cuda" if sweep.resources.gpu and torch.cuda.is_available() else "cpu")
+    device = "cuda" if sweep.resources.gpu and this_machine()["GPU"] else "cpu"
     return "; ".join(resolve_precision(name, device).describe() for name in sorted(requested)) + " on this machine"
 
 

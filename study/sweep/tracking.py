@@ -180,8 +180,9 @@ def logged_steps(client: MlflowClient, run_id: str, metric: str) -> set[int]:
 
 
 def log_folder(client: MlflowClient, run_id: str, folder: Path, artifact_path: str | None = None,
-               suffixes=(".png", ".csv", ".json", ".wav", ".yaml")) -> None:
-    """Upload the result files of ``folder`` (not checkpoints), keeping sub-folders."""
+               suffixes=(".png", ".csv", ".json", ".wav", ".yaml", ".txt")) -> None:
+    """Upload the result files of ``folder`` (not checkpoints), keeping sub-folders (``.txt``: why something
+    is missing, e.g. ``audio/diverged.txt``)."""
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix in suffixes:
             relative = path.parent.relative_to(folder).as_posix()

@@ -11,7 +11,8 @@ from ray import tune
 
 from study.config import TrialConfig
 from study.leases import LEASES, FileLeases, LeaseTable
-from study.runtime import cpu_capability, resolve_precision
+from study.machine import cpu_capability
+from study.precision import resolve_precision
 from study.store import StageStore
 from study.sweep.config import trial_tree
 from study.sweep.labels import labelled

@@ -80,7 +80,7 @@ def test_a_tiny_trial_runs_on_rendered_chorales(chorales, tmp_path):
         "training": {"steps": 10, "batch_size": 4, "crop": 1024, "log_every": 1000},
         "schedule": {"kind": "scratch", "sigma": 0.0},
         "evaluation": {"clips": 4, "crop": 1024, "noise_levels": [0.01]},
-        "separation": {"mixtures": 1, "length": 512, "steps_per_level": 3, "audio_examples": 0},
+        "separation": {"mixtures": 1, "length": 512, "steps_per_level": 3, "audio_examples": 0, "listen_seconds": 0},
         "threads": 2,
     })
     metrics = run_trial(cfg, tmp_path / "trial", log=lambda line: None)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import study.runtime
-from study.runtime import cpu_capability, resolve_precision
+import study.machine
+from study.machine import cpu_capability
+from study.precision import resolve_precision
 from study.trial import run_trial
 
 from .test_trial import tiny
@@ -31,7 +32,7 @@ def test_auto_and_bfloat16_follow_native_support(native, auto, explicit):
 @pytest.mark.parametrize("native", [False, True])
 def test_a_trial_runs_in_the_precision_it_says(tmp_path, monkeypatch, native):
     """The trial's networks really run in what it announces: a hook on a convolution sees its output dtype."""
-    monkeypatch.setattr(study.runtime, "native_cpu_bf16", lambda: native)
+    monkeypatch.setattr(study.machine, "native_cpu_bf16", lambda: native)
     seen, lines = set(), []
     hook = torch.nn.modules.module.register_module_forward_hook(
         lambda module, args, out: seen.add(out.dtype) if isinstance(module, torch.nn.Conv1d) else None)
@@ -56,5 +57,9 @@ def test_dry_run_on_kernels_without_bf16_says_float32():
     assert "precision float32 (auto: the CPU (AVX2) has no native bf16) on this machine" in out.stdout
 
 
-def test_capability_names_the_kernels():
-    assert cpu_capability().split("+")[0] == torch.backends.cpu.get_cpu_capability()
+def test_capability_is_what_torch_reports():
+    """Read from /proc/cpuinfo without torch (so the dry run is fast), and the same as torch's own answer."""
+    kernels = torch.backends.cpu.get_cpu_capability()
+    native = kernels not in ("DEFAULT", "AVX2") and (torch.cpu._is_avx512_bf16_supported()
+                                                     or torch.cpu._is_amx_tile_supported())
+    assert cpu_capability() == kernels + ("+bf16" if native else "")

@@ -4,11 +4,13 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from models import load_prior
-from study.metrics import level_name
+from study.metric_names import level_name
 from study.stages import plan_stages, separation_levels, stage_keys
 from study.config import TrialConfig
 from study.store import StageStore
@@ -24,7 +26,7 @@ def tiny(**sections) -> TrialConfig:
         "training": {"steps": 300, "batch_size": 8, "crop": 1024, "lr": 3e-3, "log_every": 1000},
         "schedule": {"kind": "from_clean", "sigma": 0.077, "finetune_steps": 100},
         "evaluation": {"clips": 48, "crop": 1024, "noise_levels": [0.01]},
-        "separation": {"mixtures": 2, "length": 512, "steps_per_level": 20},
+        "separation": {"mixtures": 2, "length": 512, "steps_per_level": 20, "listen_seconds": 0},
         "threads": 2,
     }
     for name, update in sections.items():
@@ -54,8 +56,8 @@ def test_stage_plans():
 
 
 def test_tiny_trial_end_to_end_and_resume(tmp_path):
-    reports = []
-    final = run_trial(tiny(), tmp_path, report=lambda m, d: reports.append((m, d)), log=quiet)
+    reports, cfg = [], tiny(separation={"listen_seconds": 2.0})
+    final = run_trial(cfg, tmp_path, report=lambda m, d: reports.append((m, d)), log=quiet)
     assert [m["stage"] for m, _ in reports] == [0, 1]
     assert [m["stage_sigma"] for m, _ in reports] == [0.0, 0.077]
     store = StageStore(tmp_path / "stages")
@@ -80,13 +82,24 @@ def test_tiny_trial_end_to_end_and_resume(tmp_path):
     levels = [level_name(s) for s, _ in separation_levels(plan_stages(tiny()), tiny().separation)]
     assert {f"si_sdr_trace/{x}" for x in levels} | {f"si_sdr_oracle_trace/{x}" for x in levels} <= set(final)
     assert final[f"si_sdr_trace/{levels[-1]}"] == pytest.approx(final["si_sdr"])
-    assert len(list((tmp_path / "separation" / "audio").rglob("*.wav"))) == 2 * (1 + 2 * 4)
+    # audio worth hearing: the scored crops joined with a gap, and 2 s of one mixture separated as such
+    audio, rate = tmp_path / "separation" / "audio", 14_700
+    names = {"mixture.wav", *(f"{s}_{role}.wav" for s in ("sin", "square", "saw", "triangle")
+                              for role in ("reference", "estimate"))}
+    assert {p.name for p in (audio / "crops").iterdir()} == names == {p.name for p in (audio / "excerpt").iterdir()}
+    assert sf.info(audio / "crops" / "mixture.wav").frames == 2 * 512 + int(0.15 * rate)
+    excerpt = {name: sf.read(audio / "excerpt" / name)[0] for name in names}
+    assert all(len(x) == 58 * 512 >= 2 * rate for x in excerpt.values())  # ⌈2 s / 512⌉ consecutive crops
+    references = np.stack([excerpt[f"{s}_reference.wav"] for s in ("sin", "square", "saw", "triangle")])
+    assert np.allclose(references.mean(0), excerpt["mixture.wav"], atol=1e-6)  # the mixture of those sources
+    estimate = excerpt["sin_estimate.wav"]  # sampled from the mixture, not the mixture copied through
+    assert np.isfinite(estimate).all() and np.abs(estimate - excerpt["mixture.wav"]).max() > 1e-3
     assert (tmp_path / "separation" / "si_sdr_per_level.png").is_file()
     # re-running reuses every stored stage, evaluation and separation: nothing is trained again
     again, lines = [], []
-    resumed = run_trial(tiny(), tmp_path, report=lambda m, d: again.append(m), log=lines.append)
+    resumed = run_trial(cfg, tmp_path, report=lambda m, d: again.append(m), log=lines.append)
     assert [m["stage_reused"] for m in again] == [1.0, 1.0]
-    assert not any(line.startswith("step ") for line in lines)  # no training step ran
+    assert not any(line.startswith(("step ", "--- separation", "--- listening")) for line in lines)  # nothing ran
     assert sum("reused" in line for line in lines) == 2
     same = lambda m: {k: v for k, v in m.items() if k != "stage_reused" and not k.startswith("compute_")}  # noqa: E731
     assert same(resumed) == same(final)

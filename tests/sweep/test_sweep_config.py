@@ -131,3 +131,28 @@ def test_shipped_trials_validate(name):
 
     path = Path(__file__).resolve().parents[2] / "sweeps" / "trials" / f"{name}.yaml"
     assert load_config(TrialConfig, path, []).name
+
+
+def test_a_dry_run_and_a_config_error_import_neither_torch_nor_ray(tmp_path):
+    """Validation and --dry-run answer from the YAML alone (issue 28: a dry run took 10-22 s, 9 s of it
+    importing torch and Ray); what they need of the priors, data and CPU is read without importing them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sweep = write_sweep(tmp_path, space={"prior.name": {"grid": ["wavenet", "flowavenet", "scorenet"]}},
+                        resources={"cpu": 512})
+    probe = ("import sys\nfrom study.sweep.cli import main\ncode = main(sys.argv[1:])\n"
+             "print('HEAVY', sorted({'torch', 'ray', 'mlflow', 'torchaudio', 'torchmetrics'} & set(sys.modules)))\n"
+             "sys.exit(code)")
+    root = Path(__file__).resolve().parents[2]
+    answers = {}
+    for args, code in [([sweep, "--dry-run"], 0), ([sweep, "--set", "base.trainig.steps=3"], 2)]:
+        out = subprocess.run([sys.executable, "-c", probe, *args], cwd=root, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == code, out.stdout + out.stderr
+        assert "HEAVY []" in out.stdout, out.stdout
+        answers[code] = out.stdout + out.stderr
+    assert "3 trials" in answers[0] and "precision " in answers[0]
+    assert "warning: resources: one trial asks for 512 CPU and 0 GPU; this machine has" in answers[0]
+    assert "did you mean 'training'?" in answers[2]

@@ -1,0 +1,75 @@
+"""The metrics' names: their families, their per-source and per-σ forms, and which trials report which.
+Torch-free, so that validation can check a sweep's objectives at once."""
+from __future__ import annotations
+
+
+def level_name(sigma: float) -> str:
+    """Compact, stable text for a noise level in metric names: 0.01 -> '0.01', 0.0774 -> '0.0774'."""
+    return f"{sigma:.4g}"
+
+
+# Every metric family a trial reports (the README's metrics table), so that a sweep's objectives can be
+# checked before it starts: the families with a per-source form ``name/<source>``, those with a per-noise form
+# ``name@<σ>`` (σ one of evaluation.noise_levels), and what a family needs in the trial's configuration.
+PER_SOURCE = {"auroc", "auroc_complexity", "auroc_ratio", "bits_per_sample", "si_sdr", "sdr"}
+AT_NOISE = {"auroc", "logp_drop"}
+DENOISING = {"denoise_si_sdr", "noisy_si_sdr"}  # score priors, at each ladder level ≤ the stage's σ
+SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged", "separation_seconds",
+              "langevin_steps_per_s", "separation_levels", "si_sdr_oracle_start", "si_sdri_oracle_start",
+              "oracle_start_diverged", "likelihood_gap", "likelihood_gap_oracle_start", "si_sdr_supervised",
+              "si_sdri_supervised"}
+ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged", "likelihood_gap_oracle_start"}
+COMPUTE = ("compute_train_steps", "compute_source_samples", "compute_wall_seconds", "compute_cpu_seconds",
+           "compute_gpu_seconds")  # what a trial executed so far, cumulative over its stages (study.trial.Compute)
+PLAIN = {*COMPUTE, "auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stage_sigma",
+         "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_source_samples_per_s", "eval_seconds",
+         *SEPARATION}
+
+
+SMOOTHNESS = "logp_drop"  # smoothness: how far log p falls under a little noise
+
+
+def smoothness_metric(noise_levels) -> str:
+    """The smoothness objective of a trial: ``logp_drop@<σ>`` at its smallest evaluation noise level."""
+    return f"{SMOOTHNESS}@{level_name(min(noise_levels))}"
+
+
+def headline_metrics(noise_levels) -> tuple[str, ...]:
+    """A stage's key numbers, in the order the console shows them."""
+    least = level_name(min(noise_levels))
+    return ("auroc", f"auroc@{least}", smoothness_metric(noise_levels), "si_sdr", "si_sdri", "sdr")
+
+
+def metric_problem(name: str, sources, noise_levels, background: bool, noise_conditional: bool,
+                   separation: bool, oracle_start: bool = True) -> str | None:
+    """Why a trial with these settings never reports ``name`` (None: it does)."""
+    family, _, source = name.partition("/")
+    family, _, level = family.partition("@")
+    if family not in PLAIN | PER_SOURCE | AT_NOISE | DENOISING:
+        return f"no metric family {family!r}; trials report {sorted(PLAIN | PER_SOURCE | AT_NOISE | DENOISING)}"
+    if family in DENOISING:
+        return None if level and not source else f"{family} is reported per ladder level only: {family}@<σ>"
+    if source and (family not in PER_SOURCE or source not in sources):
+        return (f"{family} has no per-source form" if family not in PER_SOURCE
+                else f"no source {source!r}; the sources are {list(sources)}")
+    if level:
+        shown = {level_name(sigma) for sigma in noise_levels}
+        if family not in AT_NOISE:
+            return f"{family} has no @<σ> form (only {sorted(AT_NOISE)})"
+        try:
+            known = level_name(float(level)) in shown
+        except ValueError:
+            known = False
+        if not known:
+            return f"σ={level} is not one of evaluation.noise_levels {sorted(shown, key=float)}"
+    if not source and not level and family not in PLAIN:
+        return f"{family} is reported per source only: {family}/<source>"
+    if family == "auroc_ratio" and not background:
+        return "auroc_ratio needs evaluation.background: true"
+    if family.startswith("auroc_matched") and not noise_conditional:
+        return f"{family} is reported by σ-conditional priors only"
+    if family in SEPARATION and not separation:
+        return f"{family} needs separation.enabled: true"
+    if family in ORACLE and not oracle_start:
+        return f"{family} needs separation.oracle_start: true"
+    return None
