@@ -27,7 +27,8 @@ def front_figure(table: pd.DataFrame, objectives: dict[str, str]) -> go.Figure |
                      symbol="pareto", hover_data=hover_columns(shown, objectives),
                      title=f"Pareto front: {y} ({objectives[y]}) against {x} ({objectives[x]})")
     front = shown[shown["pareto"] == "Pareto"].sort_values(x)
-    fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines", name="Pareto front", line={"color": "black"}))
+    fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines", name="Pareto front", line={"color": "black"},
+                             hoverinfo="skip"))  # a point on the front shows its trial, not the line
     if "si_sdr_mixture" in shown and y == "si_sdr" and shown["si_sdr_mixture"].notna().any():
         baseline = float(shown["si_sdr_mixture"].mean())
         fig.add_hline(y=baseline, line_dash="dash", annotation_text="doing nothing (the mixture as every estimate)")
