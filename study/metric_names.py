@@ -21,7 +21,7 @@ SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged
 ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged", "likelihood_gap_oracle_start"}
 COMPUTE = ("compute_train_steps", "compute_source_samples", "compute_wall_seconds", "compute_cpu_seconds",
            "compute_gpu_seconds")  # what a trial executed so far, cumulative over its stages (study.trial.Compute)
-PLAIN = {*COMPUTE, "auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stage_sigma",
+PLAIN = {*COMPUTE, "auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stages", "stage_sigma",
          "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_source_samples_per_s", "eval_seconds",
          *SEPARATION}
 

@@ -471,7 +471,7 @@ def run_trial(cfg: TrialConfig, out_dir: str | Path, report: Report | None = Non
         compute.trained(record, cfg.training, len(trial.train_clips.sources))
         folder = out_dir / f"stage{stage.index}"
         metrics = trial.evaluate(stage, prior, folder)
-        metrics.update(stage=stage.index, stage_sigma=stage.sigma, stage_key=key,
+        metrics.update(stage=stage.index, stages=len(trial.stages), stage_sigma=stage.sigma, stage_key=key,
                        stage_reused=float(record["reused"]), stage_wait_seconds=record["wait_seconds"],
                        train_seconds=record["train_seconds"], train_source_samples_per_s=record["train_source_samples_per_s"],
                        step=sum(s.steps for s in trial.stages[: stage.index + 1]))

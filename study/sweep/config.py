@@ -93,12 +93,32 @@ class SearchConfig(Section):
 
 
 class SchedulerConfig(Section):
-    kind: Literal["fifo", "asha"] = "fifo"
+    """``fifo`` runs every trial to its end; ``asha`` (one objective) and ``pareto_halving`` (any number:
+    :mod:`study.sweep.halving`) stop trials early at stage boundaries."""
+
+    kind: Literal["fifo", "asha", "pareto_halving"] = "fifo"
     metric: str | None = None  # ASHA: defaults to the single objective
     mode: Literal["max", "min"] | None = None
-    grace_period: int = Field(1, ge=1)  # in reported stages
-    reduction_factor: float = Field(2.0, gt=1)
+    grace_period: int = Field(1, ge=1)  # in reported stages: the first rung
+    reduction_factor: float = Field(2.0, gt=1)  # η: the best 1/η of a rung go on
     max_t: int = Field(100, ge=1)
+
+    @model_validator(mode="after")
+    def _can_stop(self):
+        if self.kind == "pareto_halving" and self.reduction_factor < 2:
+            raise ValueError(f"scheduler.reduction_factor={self.reduction_factor:g}: pareto_halving keeps the best "
+                             "1/η of each rung, and below 2 it would keep nearly every trial; use 2 or more")
+        return self
+
+
+def milestones(grace: int, reduction: float, stages: int) -> list[int]:
+    """Reported-stage counts at which a trial of ``stages`` stages is judged: ``grace``, then ×η each rung
+    (at least one more stage), never at its last stage (nothing is left to save there)."""
+    found, count = [], grace
+    while count < stages:
+        found.append(count)
+        count = max(count + 1, math.ceil(count * reduction))
+    return found
 
 
 class Resources(Section):
@@ -149,9 +169,8 @@ class SweepConfig(Section):
     @model_validator(mode="after")
     def _combinations_that_work(self):
         if self.scheduler.kind == "asha" and len(self.search.objectives) > 1:
-            raise ValueError("scheduler.kind=asha cannot be combined with several search.objectives: trials "
-                             "it stops early would enter the Pareto set with partial results; use "
-                             "scheduler.kind=fifo or a single objective")
+            raise ValueError("scheduler.kind=asha cannot be combined with several search.objectives: it ranks "
+                             "one metric; use scheduler.kind=pareto_halving (early stopping by Pareto rank) or fifo")
         grids = [key for key, dim in self.space.items() if dim.kind == "grid"]
         if self.search.kind == "optuna" and grids:
             raise ValueError(f"search.kind=optuna cannot search grid dimensions {grids}; use choice instead")
@@ -238,7 +257,25 @@ def validate_space(sweep: SweepConfig) -> list[TrialConfig]:
             lines.append(message)
         raise ConfigError("invalid trial configuration\n" + "\n".join(lines))
     check_objectives(sweep, configs)
+    check_rungs(sweep, configs)
     return configs
+
+
+def check_rungs(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
+    """An early-stopping scheduler whose first rung comes at or after every trial's last stage never stops one."""
+    from study.stages import plan_stages
+
+    s = sweep.scheduler
+    if s.kind != "pareto_halving":
+        return
+    stages = max(len(plan_stages(cfg)) for cfg in configs)
+    if stages == 1:
+        raise ConfigError("scheduler.kind=pareto_halving: every trial has a single stage, so there is no stage "
+                          "boundary to stop one at; use scheduler.kind fifo, or a schedule with several stages")
+    if not milestones(s.grace_period, s.reduction_factor, stages):
+        raise ConfigError(f"scheduler.grace_period={s.grace_period}: the trials have at most {stages} stages, so "
+                          f"no rung comes before a trial's last stage and nothing would be stopped; use a "
+                          f"grace_period below {stages}")
 
 
 def check_objectives(sweep: SweepConfig, configs: list[TrialConfig]) -> None:

@@ -39,7 +39,8 @@ from study.sweep.leases import start_lease_actor  # noqa: E402
 from study.sweep.live import LiveFrontier  # noqa: E402
 from study.sweep.plan import unfit  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
-from study.sweep.tracking import (ROLE_TAG, SWEEP_TAG, absolute_tracking_uri, child_runs,  # noqa: E402
+from study.sweep.tracking import (KILLED_TAG, ROLE_TAG, STOPPED_TAG, SWEEP_TAG, TRIAL_TAG,  # noqa: E402
+                                  absolute_tracking_uri, child_runs,
                                   client_for, close_dangling, default_artifact_location, ensure_experiment,
                                   find_run, flatten, open_parent, redacted,
                                   unreachable)
@@ -61,6 +62,7 @@ class SweepSummary:
     reused: int = 0  # ... of which taken from the stage store instead of trained
     seconds: float = 0.0
     store: str = ""
+    stopped_early: int = 0  # of the finished trials, stopped at a rung by scheduler.kind pareto_halving
 
     def describe(self) -> str:
         """The one summary a sweep ends with: how it ended, what was reused, and where the results are."""
@@ -73,7 +75,8 @@ class SweepSummary:
             open_it = (f"  open:    mlflow ui --backend-store-uri {redacted(self.tracking_uri)} --host 127.0.0.1 --port 5000\n"
                        f"           then http://127.0.0.1:5000/{link}")
         return "\n".join([
-            f"sweep {self.name!r} {how} after {minutes} min {seconds} s: {self.finished} trials finished, "
+            f"sweep {self.name!r} {how} after {minutes} min {seconds} s: {self.finished} trials finished"
+            + (f" ({self.stopped_early} of them stopped early)" if self.stopped_early else "") + ", "
             f"{self.failed} failed; {self.reused} of {self.stages} stages reused from the stage store",
             f"  results: MLflow experiment {self.experiment!r}, sweep run {self.parent_run_id} (trials nested "
             f"under it; frontier.png, dilemma.png, study_summary.csv on it); stages in {self.store}",
@@ -124,6 +127,10 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         shutil.rmtree(experiment_path)
     if not restore:
         save_fingerprint(sweep, experiment_path)
+        if sweep.scheduler.kind == "pareto_halving":
+            from study.sweep.halving import forget
+
+            forget(root, sweep.name)
     uri, client, experiment_id = open_experiment(sweep)
     if restore:
         done = finished_already(sweep, client, experiment_id, uri, root, experiment_path)
@@ -152,7 +159,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         raise SweepCrashed(f"{reason}. Once the cause is fixed, resume with: {resume_command}", summary) from error
     summary = SweepSummary(finished, failed, interrupted, parent_id, experiment_id, uri, sweep.name,
                            sweep.experiment_name, store=context.store_uri)
-    close_sweep(sweep, client, summary, reasons, log, resume_command)
+    close_sweep(sweep, client, summary, reasons, log, resume_command, root)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -300,7 +307,8 @@ def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_fro
 
     return tune.Tuner(
         trainable, param_space=param_space(sweep),
-        tune_config=tune.TuneConfig(search_alg=search_algorithm(sweep), scheduler=trial_scheduler(sweep),
+        tune_config=tune.TuneConfig(search_alg=search_algorithm(sweep),
+                                    scheduler=trial_scheduler(sweep, root),
                                     num_samples=sweep.search.num_samples,
                                     max_concurrent_trials=sweep.max_concurrent if sweep.search.kind == "optuna" else None,
                                     trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=name),
@@ -327,7 +335,7 @@ def fit(tuner: tune.Tuner) -> tuple[int, int, dict[str, str], int]:
 
 
 def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary, reasons: dict[str, str], log,
-                resume_command: str) -> None:
+                resume_command: str, root: str) -> None:
     """Count what the trials did, close every unfinished run, and end the parent run: with the frontier when
     the sweep ran to its end, KILLED when a signal stopped it."""
     children = child_runs(client, summary.experiment_id, summary.parent_run_id)
@@ -340,6 +348,7 @@ def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary,
             f"Resume with: {resume_command}")
     default_reason = (f"the sweep was stopped by {signal.Signals(interrupted).name} before the trial finished"
                       if interrupted else "the trial's worker died before the trial could record why")
+    summary.stopped_early = mark_stopped_early(sweep, client, children, root)
     closed = close_dangling(client, summary.experiment_id, summary.parent_run_id, reasons, default_reason)
     if closed:
         log(f"marked {closed} unfinished trial run(s) KILLED")
@@ -352,6 +361,28 @@ def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary,
         log_frontier(client, summary.experiment_id, summary.parent_run_id, sweep.search.objectives, log=log,
                      reference_point=sweep.search.reference_point, settings=sorted(varied_settings(sweep)))
     client.set_terminated(summary.parent_run_id, "KILLED" if interrupted else "FINISHED")
+
+
+def mark_stopped_early(sweep: SweepConfig, client: MlflowClient, children, root: str) -> int:
+    """End the runs of trials the scheduler stopped KILLED, tagged with the rung and why (they stay in the
+    frontier table, marked); returns how many there are."""
+    if sweep.scheduler.kind != "pareto_halving":
+        return 0
+    from study.sweep.halving import stopped_early
+
+    stopped = stopped_early(root, sweep.name)
+    s = sweep.scheduler
+    for run in children:
+        rung = stopped.get(run.data.tags.get(TRIAL_TAG, ""))
+        if rung is None:
+            continue
+        why = (f"rung {rung}: stopped after stage {rung - 1} by scheduler.kind pareto_halving, not among the best "
+               f"1/{s.reduction_factor:g} (Pareto rank) of the trials that reached that stage")
+        client.set_tag(run.info.run_id, STOPPED_TAG, str(rung))
+        client.set_tag(run.info.run_id, KILLED_TAG, why)
+        if run.info.status != "KILLED":
+            client.set_terminated(run.info.run_id, "KILLED")
+    return len(stopped)
 
 
 def check_resources(sweep: SweepConfig, nodes: list[dict] | None = None) -> None:

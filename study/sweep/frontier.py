@@ -31,12 +31,14 @@ from study.metric_names import COMPUTE, SMOOTHNESS  # noqa: E402
 from study.sweep.cost import log_cost  # noqa: E402
 from study.sweep.importance import log_importances  # noqa: E402
 from study.sweep.interactive import write_page  # noqa: E402
-from study.sweep.tracking import ROLE_TAG, child_runs, client_for, find_run, mlflow_name, redacted  # noqa: E402
+from study.sweep.tracking import (ROLE_TAG, STOPPED_TAG, child_runs, client_for, find_run, mlflow_name,  # noqa: E402
+                                  redacted)
 
 CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_mixture",
                    "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start", "si_sdr_supervised",
                    "si_sdri_supervised", "likelihood_gap", *COMPUTE)
-NOT_SCORES = ("run", "run_id", "status", "target_sigma", "schedule", "stage_key", "logged_at", *COMPUTE)
+NOT_SCORES = ("run", "run_id", "status", "target_sigma", "schedule", "stage_key", "logged_at", "stopped_early",
+              *COMPUTE)
 UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", SMOOTHNESS: "nats/sample"}
 MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
 
@@ -75,6 +77,7 @@ def stage_rows(client, experiment_id: str, parent_id: str, metrics) -> pd.DataFr
                          "architecture": params.get("prior.name"), "schedule": params.get("schedule.kind"),
                          "target_sigma": float(params.get("schedule.sigma", "nan")), "stage": step,
                          "stage_key": run.data.tags.get(f"study.stage{step}.key"), "logged_at": logged_at[step],
+                         "stopped_early": run.data.tags.get(STOPPED_TAG),
                          **values})
     return pd.DataFrame(rows)
 
@@ -251,6 +254,10 @@ def format_table(table: pd.DataFrame, objectives) -> str:
         worse = shown[shown["si_sdri"] < 0]
         text += (f"\n{len(worse)} of these separate worse than doing nothing (si_sdri < 0): "
                  + ", ".join(worse["run"].astype(str)))
+    stopped = table[table["pareto"] & table["stopped_early"].notna()] if "stopped_early" in table else table.iloc[:0]
+    if len(stopped):
+        text += (f"\n{len(stopped)} of these come from trials stopped early (their last stage): "
+                 + ", ".join(stopped["run"].astype(str)))
     return text
 
 

@@ -11,7 +11,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 HOVER = ["run", "stage", "stage_sigma", "architecture", "schedule", "target_sigma", "shared_by", "si_sdri",
-         "likelihood_gap"]
+         "likelihood_gap", "stopped_early"]
 
 
 def hover_columns(table: pd.DataFrame, objectives) -> list[str]:

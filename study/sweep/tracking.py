@@ -25,6 +25,7 @@ CONFIG_TAG = "study.config_id"
 PARENT_TAG = "mlflow.parentRunId"
 ERROR_TAG = "study.error"
 KILLED_TAG = "study.killed"
+STOPPED_TAG = "study.stopped_early"  # the rung where scheduler.kind pareto_halving stopped the trial
 PACKAGES = ("torch", "torchaudio", "ray", "optuna", "mlflow", "torchmetrics", "numpy", "pydantic")
 
 

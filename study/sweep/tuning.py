@@ -66,12 +66,17 @@ def search_algorithm(sweep: SweepConfig):
     return OptunaSearch(metric=metrics, mode=modes, sampler=sampler)
 
 
-def trial_scheduler(sweep: SweepConfig):
+def trial_scheduler(sweep: SweepConfig, root: str | None = None):
+    """Tune's scheduler for the sweep; ``pareto_halving`` keeps its decisions in the storage ``root``."""
     from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
     s = sweep.scheduler
     if s.kind == "fifo":
         return FIFOScheduler()
+    if s.kind == "pareto_halving":
+        from study.sweep.halving import ParetoHalving, rungs_file
+
+        return ParetoHalving(sweep.search.objectives, s.grace_period, s.reduction_factor, root, rungs_file(sweep.name))
     metric = s.metric or next(iter(sweep.search.objectives))
     mode = s.mode or sweep.search.objectives.get(metric, "max")
     return AsyncHyperBandScheduler(metric=metric, mode=mode, grace_period=s.grace_period,
