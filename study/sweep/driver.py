@@ -307,7 +307,7 @@ def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_fro
 
     return tune.Tuner(
         trainable, param_space=param_space(sweep),
-        tune_config=tune.TuneConfig(search_alg=search_algorithm(sweep),
+        tune_config=tune.TuneConfig(search_alg=search_algorithm(sweep, root),
                                     scheduler=trial_scheduler(sweep, root),
                                     num_samples=sweep.search.num_samples,
                                     max_concurrent_trials=sweep.max_concurrent if sweep.search.kind == "optuna" else None,

@@ -48,7 +48,7 @@ def param_space(sweep: SweepConfig) -> dict:
     return {key: make[dim.kind](list(dim.values)) for key, dim in sweep.space.items()}
 
 
-def search_algorithm(sweep: SweepConfig):
+def search_algorithm(sweep: SweepConfig, root: str | None = None):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     search = sweep.search
@@ -63,6 +63,10 @@ def search_algorithm(sweep: SweepConfig):
     metrics, modes = list(search.objectives), list(search.objectives.values())
     if len(metrics) == 1:
         metrics, modes = metrics[0], modes[0]
+    if sweep.scheduler.kind == "pareto_halving" and root is not None:  # stopped trials are pruned, not finished
+        from study.sweep.halving import PrunedWhenStopped
+
+        return PrunedWhenStopped(root, sweep.name, metric=metrics, mode=modes, sampler=sampler)
     return OptunaSearch(metric=metrics, mode=modes, sampler=sampler)
 
 

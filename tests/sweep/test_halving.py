@@ -57,6 +57,25 @@ def test_decisions_follow_arrival_and_survive_a_restart(tmp_path):
     assert len(json.loads((tmp_path / "r.json").read_text())["rungs"]["1"]) == 4
 
 
+def test_optuna_is_told_a_stopped_trial_was_pruned(tmp_path):
+    """Its early values must not enter Optuna's Pareto set (a multi-objective study cannot prune by itself)."""
+    import optuna
+    from ray import tune
+
+    from study.sweep.halving import PrunedWhenStopped
+
+    (tmp_path / rungs_file("s")).write_text(json.dumps(
+        {"rungs": {"1": [{"trial": "stopped", "values": {"a": 0.0}, "decision": "stop"}]}}))
+    search = PrunedWhenStopped(str(tmp_path), "s", space={"x": tune.uniform(0, 1)}, metric=["a", "b"],
+                               mode=["max", "max"], sampler=optuna.samplers.RandomSampler(seed=0))
+    for trial in ("stopped", "finished"):
+        search.suggest(trial)
+        search.on_trial_complete(trial, {"a": 1.0, "b": 2.0})
+    states = [t.state for t in search._ot_study.trials]
+    assert states == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE]
+    assert [t.number for t in search._ot_study.best_trials] == [1]
+
+
 @pytest.mark.parametrize("scheduler, expected", [
     ({"kind": "pareto_halving", "reduction_factor": 1.5}, "scheduler.reduction_factor=1.5"),
     ({"kind": "pareto_halving", "grace_period": 2}, "scheduler.grace_period=2: the trials have at most 2 stages"),
