@@ -27,6 +27,7 @@ from study.runtime import pick_device
 from .common import machine, table
 from .compile import bench_compile
 from .cores import bench_cores
+from .frontier_search import bench_frontier_search
 from .langevin import bench_langevin
 from .memory import bench_memory
 from .precision import bench_precision
@@ -35,8 +36,10 @@ from .sharing import bench_sharing
 from .sweep_overhead import bench_sweep
 from .tracking_load import bench_tracking
 
-SECTIONS = ("precision", "priors", "langevin", "cores", "compile", "sweep", "sharing", "tracking", "memory")
-DEFAULT_SECTIONS = [section for section in SECTIONS if section != "compile"]  # compiling takes minutes
+SECTIONS = ("precision", "priors", "langevin", "cores", "compile", "sweep", "sharing", "frontier_search", "tracking",
+            "memory")
+# compiling and the three searches take many minutes: only when named
+DEFAULT_SECTIONS = [section for section in SECTIONS if section not in ("compile", "frontier_search")]
 
 
 def main(argv=None) -> None:
@@ -76,6 +79,8 @@ def main(argv=None) -> None:
         results["sweep"] = [bench_sweep("trivial"), bench_sweep("short")]
     if "sharing" in args.only:
         results["sharing"] = bench_sharing()
+    if "frontier_search" in args.only:
+        results["frontier_search"] = bench_frontier_search()
     if "tracking" in args.only:
         results["tracking"] = bench_tracking()
     if "memory" in args.only:

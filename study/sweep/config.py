@@ -76,6 +76,8 @@ class SearchConfig(Section):
     seed: int = 0
     # the hypervolume's reference point per objective (study.sweep.cost); default: the worst value seen
     reference_point: dict[str, float] | None = None
+    # an earlier sweep's MLflow experiment: its finished trials are told to Optuna before it proposes any
+    warm_start: str | None = Field(None, min_length=1, max_length=100)
 
     @field_validator("objectives")
     @classmethod
@@ -171,6 +173,9 @@ class SweepConfig(Section):
         if self.scheduler.kind == "asha" and len(self.search.objectives) > 1:
             raise ValueError("scheduler.kind=asha cannot be combined with several search.objectives: it ranks "
                              "one metric; use scheduler.kind=pareto_halving (early stopping by Pareto rank) or fifo")
+        if self.search.warm_start and self.search.kind != "optuna":
+            raise ValueError("search.warm_start seeds Optuna's sampler; grid and random searches do not learn "
+                             "from earlier trials (their stages are reused through the stage store anyway)")
         grids = [key for key, dim in self.space.items() if dim.kind == "grid"]
         if self.search.kind == "optuna" and grids:
             raise ValueError(f"search.kind=optuna cannot search grid dimensions {grids}; use choice instead")

@@ -117,6 +117,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         raise ConfigError(f"mlflow.tracking_uri: {problem}")
     if restore:
         check_unchanged(sweep, experiment_path)
+    seeds = [] if restore else warm_start(sweep, log)  # a restored searcher holds what it was told
     if not sweep.ray.address and not ray.is_initialized():  # a local Ray gets this machine: ask before starting it
         check_resources(sweep, [this_machine()])
     if not ray.is_initialized():
@@ -149,7 +150,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     resume_command = resume_command or shlex.join(["python", "-m", "study.sweep", str(sweep_file), "--resume"])
     try:
         live = LiveFrontier(uri, experiment_id, parent_id, sweep.search.objectives, log=log)
-        tuner = make_tuner(sweep, context, root, experiment_path if restore else None, callbacks=[live])
+        tuner = make_tuner(sweep, context, root, experiment_path if restore else None, callbacks=[live], seeds=seeds)
         finished, failed, reasons, interrupted = fit(tuner)
     except Exception as error:  # noqa: BLE001 - Tune itself failed (a full disk, a lost state file): close up
         summary = SweepSummary(0, 0, 0, parent_id, experiment_id, uri, sweep.name, sweep.experiment_name,
@@ -294,9 +295,26 @@ def open_experiment(sweep: SweepConfig) -> tuple[str, MlflowClient, str]:
     return uri, client, experiment_id
 
 
+def warm_start(sweep: SweepConfig, log) -> list:
+    """The earlier trials search.warm_start names, read before Ray starts (a mistake exits 2 here)."""
+    if not sweep.search.warm_start:
+        return []
+    from study.sweep.searcher import earlier_trials
+
+    uri = absolute_tracking_uri(sweep.mlflow.tracking_uri)
+    try:
+        seeds, skipped = earlier_trials(sweep, client_for(uri), uri)
+    except (MlflowException, OSError) as error:
+        raise ConfigError(f"search.warm_start: cannot read {redacted(uri)} ({excerpt(str(error), 300)})") from None
+    log(f"warm start: {len(seeds)} finished trial(s) of {sweep.search.warm_start!r} told to Optuna first"
+        + (f" ({skipped} outside this space or without every objective, left out)" if skipped else "")
+        + "; their stages are reused through the stage store")
+    return seeds
+
+
 def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_from: str | None,
-               callbacks=()) -> tune.Tuner:
-    """A new Tuner for the sweep, or the saved one at ``restore_from``."""
+               callbacks=(), seeds=()) -> tune.Tuner:
+    """A new Tuner for the sweep (Optuna told ``seeds`` first), or the saved one at ``restore_from``."""
     trainable = tune.with_resources(tune.with_parameters(tune_trial, context=context),
                                     {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
     if restore_from:
@@ -307,7 +325,7 @@ def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_fro
 
     return tune.Tuner(
         trainable, param_space=param_space(sweep),
-        tune_config=tune.TuneConfig(search_alg=search_algorithm(sweep, root),
+        tune_config=tune.TuneConfig(search_alg=search_algorithm(sweep, root, seeds),
                                     scheduler=trial_scheduler(sweep, root),
                                     num_samples=sweep.search.num_samples,
                                     max_concurrent_trials=sweep.max_concurrent if sweep.search.kind == "optuna" else None,

@@ -30,7 +30,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from study.metric_names import COMPUTE, SMOOTHNESS  # noqa: E402
 from study.sweep.cost import log_cost  # noqa: E402
 from study.sweep.importance import log_importances  # noqa: E402
-from study.sweep.interactive import write_page  # noqa: E402
+from study.sweep.interactive import colour_by, write_page  # noqa: E402
 from study.sweep.tracking import (ROLE_TAG, STOPPED_TAG, child_runs, client_for, find_run, mlflow_name,  # noqa: E402
                                   redacted)
 
@@ -150,10 +150,11 @@ def axis_label(name: str, objectives: dict[str, str], note: str = "") -> str:
 
 
 def scatter(ax, table: pd.DataFrame, x: str, y: str) -> None:
-    colours = {a: plt.cm.tab10(i) for i, a in enumerate(sorted(table["architecture"].dropna().unique()))}
-    for (arch, schedule), group in table.groupby(["architecture", "schedule"]):
-        ax.scatter(group[x], group[y], color=colours[arch], marker=MARKERS.get(schedule, "o"), s=45,
-                   label=f"{arch} · {schedule}", alpha=0.85, edgecolor="k", linewidth=0.4)
+    by = colour_by(table)  # the experiment across experiments, else the architecture
+    colours = {a: plt.cm.tab10(i % 10) for i, a in enumerate(sorted(table[by].dropna().unique()))}
+    for (key, schedule), group in table.groupby([by, "schedule"]):
+        ax.scatter(group[x], group[y], color=colours[key], marker=MARKERS.get(schedule, "o"), s=45,
+                   label=f"{key} · {schedule}", alpha=0.85, edgecolor="k", linewidth=0.4)
     for _, row in table.iterrows():
         ax.annotate(f"σ={row.get('stage_sigma', float('nan')):.3g}", (row[x], row[y]), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")
@@ -334,12 +335,45 @@ def parse_objectives(items) -> dict[str, str]:
     return objectives
 
 
+def sweep_of(client, name: str, uri: str):
+    """(experiment, its sweep run) by experiment name; ValueError with one line when either is missing."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        raise ValueError(f"no experiment {name!r} at {redacted(uri)}")
+    parent = find_run(client, experiment.experiment_id, **{ROLE_TAG: "sweep"})
+    if parent is None:
+        raise ValueError(f"experiment {name!r} has no sweep run")
+    return experiment, parent
+
+
+def across(client, sweeps, objectives: dict[str, str], out: Path) -> pd.DataFrame:
+    """One frontier over several experiments' stages, coloured by experiment, written to the folder ``out``
+    (it belongs to none of their runs): the table, frontier.png, dilemma.png and frontier.html."""
+    tables = [once_per_stage(stage_rows(client, experiment.experiment_id, parent.info.run_id, list(objectives)))
+              .assign(experiment=experiment.name) for experiment, parent in sweeps]
+    table = with_pareto(pd.concat([t for t in tables if not t.empty], ignore_index=True), objectives)
+    print(format_table(table, objectives))
+    out.mkdir(parents=True, exist_ok=True)
+    summary_table(table, objectives).to_csv(out / SUMMARY, index=False, float_format="%.4g")
+    plot_frontier(out / "frontier.png", table, objectives)
+    plot_dilemma(out / "dilemma.png", table)
+    write_page(out / "frontier.html", table, objectives, smoothness_column(table))
+    return table
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Pareto frontier of a study from its MLflow runs.")
-    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
+    parser = argparse.ArgumentParser(description="Pareto frontier of a study from its MLflow runs; with several "
+                                                 "experiments, one frontier across them.")
+    parser.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="MLflow experiment name(s)")
+    parser.add_argument("--experiment", help="one MLflow experiment name (the same as giving it alone)")
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     parser.add_argument("--objectives", nargs="+", default=["auroc:max", "si_sdr:max"], metavar="METRIC:max|min")
+    parser.add_argument("--out", type=Path, help="several experiments: the folder to write to "
+                                                 "(default frontier_<experiments>)")
     args = parser.parse_args(argv)
+    names = list(dict.fromkeys([*([args.experiment] if args.experiment else []), *args.experiments]))
+    if not names:
+        parser.error("name an experiment")
     try:
         objectives = parse_objectives(args.objectives)
     except ValueError as error:
@@ -347,17 +381,19 @@ def main(argv=None) -> int:
         return 2
     try:
         client = client_for(args.tracking_uri)
-        experiment = client.get_experiment_by_name(args.experiment)
+        sweeps = [sweep_of(client, name, args.tracking_uri) for name in names]
     except MlflowException as error:
         print(f"error: --tracking-uri {redacted(args.tracking_uri)}: cannot open it ({str(error)[:300]})", file=sys.stderr)
         return 2
-    if experiment is None:
-        print(f"error: no experiment {args.experiment!r} at {redacted(args.tracking_uri)}", file=sys.stderr)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    parent = find_run(client, experiment.experiment_id, **{ROLE_TAG: "sweep"})
-    if parent is None:
-        print(f"error: experiment {args.experiment!r} has no sweep run", file=sys.stderr)
-        return 2
+    if len(sweeps) > 1:
+        out = args.out or Path("frontier_" + "+".join(names))
+        across(client, sweeps, objectives, out)
+        print(f"one frontier across {len(sweeps)} experiments written to {out}/ (no run's record is changed)")
+        return 0
+    experiment, parent = sweeps[0]
     print(f"sweep run {parent.info.run_name} ({parent.info.run_id})")
     log_frontier(client, experiment.experiment_id, parent.info.run_id, objectives, artifact_path=view_name(objectives))
     print(f"written to the sweep run's artifacts under {view_name(objectives)}/ (its own record is unchanged)")

@@ -19,7 +19,6 @@ import math
 
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from study.store import StageStore
 from study.sweep.config import milestones
@@ -136,20 +135,6 @@ class ParetoHalving(FIFOScheduler):
     def _save(self) -> None:
         if self.root is not None:
             StageStore(self.root).write_bytes(self.record, json.dumps({"rungs": self.rungs}, indent=1).encode())
-
-
-class PrunedWhenStopped(OptunaSearch):
-    """Ray's OptunaSearch, told that a trial this scheduler stopped was *pruned*: its early values never enter
-    Optuna's Pareto set or its model as if they were a finished trial's."""
-
-    def __init__(self, root: str, sweep_name: str, **kwargs):
-        super().__init__(**kwargs)
-        self.root, self.sweep_name = root, sweep_name
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        if trial_id in stopped_early(self.root, self.sweep_name):
-            result = None  # OptunaSearch tells Optuna PRUNED for a trial with neither a result nor an error
-        super().on_trial_complete(trial_id, result, error)
 
 
 def stopped_early(root: str, sweep_name: str) -> dict[str, int]:

@@ -10,8 +10,13 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-HOVER = ["run", "stage", "stage_sigma", "architecture", "schedule", "target_sigma", "shared_by", "si_sdri",
+HOVER = ["experiment", "run", "stage", "stage_sigma", "architecture", "schedule", "target_sigma", "shared_by", "si_sdri",
          "likelihood_gap", "stopped_early"]
+
+
+def colour_by(table: pd.DataFrame) -> str | None:
+    """What tells points apart by colour: the experiment on a frontier across experiments, else the family."""
+    return next((c for c in ("experiment", "architecture") if c in table), None)
 
 
 def hover_columns(table: pd.DataFrame, objectives) -> list[str]:
@@ -23,7 +28,7 @@ def front_figure(table: pd.DataFrame, objectives: dict[str, str]) -> go.Figure |
     if x is None or x not in table or y not in table or table.dropna(subset=[x, y]).empty:
         return None
     shown = table.dropna(subset=[x, y]).assign(pareto=lambda t: t["pareto"].map({True: "Pareto", False: "dominated"}))
-    fig = px.scatter(shown, x=x, y=y, color="architecture" if "architecture" in shown else None,
+    fig = px.scatter(shown, x=x, y=y, color=colour_by(shown),
                      symbol="pareto", hover_data=hover_columns(shown, objectives),
                      title=f"Pareto front: {y} ({objectives[y]}) against {x} ({objectives[x]})")
     front = shown[shown["pareto"] == "Pareto"].sort_values(x)
@@ -42,7 +47,7 @@ def oracle_figure(table: pd.DataFrame, objectives: dict[str, str]) -> go.Figure 
     x = next(iter(objectives))
     shown = table.dropna(subset=["si_sdri_oracle_start"])
     return px.scatter(shown, x=x, y="si_sdri_oracle_start", hover_data=hover_columns(shown, objectives),
-                      color="architecture" if "architecture" in shown else None,
+                      color=colour_by(shown),
                       title="Started at the true sources: does the prior hold them? (SI-SDRi, dB)")
 
 
@@ -61,7 +66,7 @@ def dilemma_figure(table: pd.DataFrame, smooth: str | None, objectives) -> go.Fi
     if smooth is None or "auroc" not in table or table.dropna(subset=["auroc", smooth]).empty:
         return None
     shown = table.dropna(subset=["auroc", smooth])
-    return px.scatter(shown, x=smooth, y="auroc", color="architecture" if "architecture" in shown else None,
+    return px.scatter(shown, x=smooth, y="auroc", color=colour_by(shown),
                       hover_data=hover_columns(shown, objectives),
                       title="Discriminative (auroc) versus smooth (log p drop under a little noise)")
 

@@ -48,14 +48,19 @@ def param_space(sweep: SweepConfig) -> dict:
     return {key: make[dim.kind](list(dim.values)) for key, dim in sweep.space.items()}
 
 
-def search_algorithm(sweep: SweepConfig, root: str | None = None):
+def search_algorithm(sweep: SweepConfig, root: str | None = None, seeds=()):
+    """Tune's searcher: grid and random draws, or Optuna (:class:`study.sweep.searcher.StudySearch`, told
+    ``seeds`` from search.warm_start first, and which trials pareto_halving stopped under ``root``)."""
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     search = sweep.search
     if search.kind != "optuna":  # a SearchAlgorithm: it limits concurrency itself
         return BasicVariantGenerator(random_state=search.seed, max_concurrent=sweep.max_concurrent or 0)
+    import functools
+
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from study.sweep.searcher import StudySearch
 
     sampler = {"tpe": lambda: optuna.samplers.TPESampler(seed=search.seed),
                "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=search.seed),
@@ -63,11 +68,12 @@ def search_algorithm(sweep: SweepConfig, root: str | None = None):
     metrics, modes = list(search.objectives), list(search.objectives.values())
     if len(metrics) == 1:
         metrics, modes = metrics[0], modes[0]
-    if sweep.scheduler.kind == "pareto_halving" and root is not None:  # stopped trials are pruned, not finished
-        from study.sweep.halving import PrunedWhenStopped
+    stopped = None
+    if sweep.scheduler.kind == "pareto_halving" and root is not None:
+        from study.sweep.halving import stopped_early
 
-        return PrunedWhenStopped(root, sweep.name, metric=metrics, mode=modes, sampler=sampler)
-    return OptunaSearch(metric=metrics, mode=modes, sampler=sampler)
+        stopped = functools.partial(stopped_early, root, sweep.name)
+    return StudySearch(seeds, stopped, metric=metrics, mode=modes, sampler=sampler)
 
 
 def trial_scheduler(sweep: SweepConfig, root: str | None = None):

@@ -121,3 +121,43 @@ def test_the_interactive_page_names_every_stage_and_works_offline(tmp_path):
     assert all(json.dumps(label)[1:-1] in page for label in table["run"])  # Plotly's JSON escapes σ and ·
     assert "https://cdn" not in page.split("<body>")[0] and page.count("Plotly.newPlot") == 4  # inlined, 4 views
     assert "separate worse than doing nothing" in page  # the Pareto point with SI-SDRi < 0 is said
+
+
+def test_one_frontier_across_experiments_is_coloured_by_experiment_and_changes_no_run(tmp_path, capsys):
+    """``python -m study.frontier EXP1 EXP2``: the stages of two studies (real MLflow runs, as sweeps leave
+    them) on one Pareto set; written to a folder of its own."""
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from study.sweep.frontier import main
+    from study.sweep.tracking import PARENT_TAG, ROLE_TAG
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    for name, points in (("first", [(0.9, -0.5), (0.6, -0.4)]), ("second", [(0.8, -0.1), (0.5, -0.6)])):
+        experiment = client.create_experiment(name)
+        parent = client.create_run(experiment, run_name=name, tags={ROLE_TAG: "sweep"}).info.run_id
+        for i, (auroc, drop) in enumerate(points):
+            run = client.create_run(experiment, run_name=f"{name} trial {i}",
+                                    tags={ROLE_TAG: "trial", PARENT_TAG: parent, "study.stage0.key": f"{name}{i}"})
+            for key, value in (("prior.name", "wavenet"), ("schedule.kind", "scratch"), ("schedule.sigma", "0.0")):
+                client.log_param(run.info.run_id, key, value)
+            for metric, value in (("auroc", auroc), ("logp_drop_at_0.01", drop), ("stage", 0), ("stage_sigma", 0)):
+                client.log_metric(run.info.run_id, metric, value, step=0)
+            client.set_terminated(run.info.run_id)
+    before = {a.path for e in ("first", "second") for r in client.search_runs(
+        [client.get_experiment_by_name(e).experiment_id]) for a in client.list_artifacts(r.info.run_id)}
+    out = tmp_path / "across"
+    code = main(["first", "second", "--tracking-uri", uri, "--objectives", "auroc:max", "logp_drop@0.01:max",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    table = pd.read_csv(out / "study_summary.csv")
+    assert sorted(table["experiment"]) == ["first", "first", "second", "second"]
+    assert sorted(table[table["pareto"]]["run"]) == ["first trial 0", "second trial 0"]  # across both studies
+    page = (out / "frontier.html").read_text()
+    assert '"first"' in page and '"second"' in page and (out / "frontier.png").stat().st_size > 0
+    after = {a.path for e in ("first", "second") for r in client.search_runs(
+        [client.get_experiment_by_name(e).experiment_id]) for a in client.list_artifacts(r.info.run_id)}
+    assert after == before  # nothing logged to any run
+    assert main(["first", "nope", "--tracking-uri", uri]) == 2
+    assert "no experiment 'nope'" in capsys.readouterr().err

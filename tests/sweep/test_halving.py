@@ -1,6 +1,7 @@
 """Successive halving by Pareto rank: the rule on hand-made points, its decisions kept across a restart, the
 settings that could never stop a trial refused, and a real sweep on local Ray whose dominated trials stop at
 the first rung and stay stopped when the driver is killed and the sweep resumed."""
+import functools
 import json
 import os
 import pickle
@@ -62,12 +63,13 @@ def test_optuna_is_told_a_stopped_trial_was_pruned(tmp_path):
     import optuna
     from ray import tune
 
-    from study.sweep.halving import PrunedWhenStopped
+    from study.sweep.halving import stopped_early
+    from study.sweep.searcher import StudySearch
 
     (tmp_path / rungs_file("s")).write_text(json.dumps(
         {"rungs": {"1": [{"trial": "stopped", "values": {"a": 0.0}, "decision": "stop"}]}}))
-    search = PrunedWhenStopped(str(tmp_path), "s", space={"x": tune.uniform(0, 1)}, metric=["a", "b"],
-                               mode=["max", "max"], sampler=optuna.samplers.RandomSampler(seed=0))
+    search = StudySearch(stopped=functools.partial(stopped_early, str(tmp_path), "s"), space={"x": tune.uniform(0, 1)},
+                         metric=["a", "b"], mode=["max", "max"], sampler=optuna.samplers.RandomSampler(seed=0))
     for trial in ("stopped", "finished"):
         search.suggest(trial)
         search.on_trial_complete(trial, {"a": 1.0, "b": 2.0})
