@@ -68,7 +68,29 @@ def reached(curve, target: float, column: str) -> float | None:
     return float(hit[column].iloc[0]) if len(hit) else None
 
 
-def bench_frontier_search() -> list[dict]:
+def plot_curves(path: Path, curves: dict, target: float) -> None:
+    """Hypervolume of the stages seen so far against training steps executed, one line per search."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for how, curve in curves.items():
+        ax.step(curve[STEPS], curve["hypervolume"], where="post", label=how)
+    ax.axhline(target, color="grey", ls=":", label=f"{FRACTION:.0%} of the grid's final hypervolume")
+    ax.set_xlabel("training steps executed (all trials, cumulative)")
+    ax.set_ylabel("hypervolume (auroc, logp_drop@0.01)")
+    ax.set_title("Frontier found against compute: grid to the end vs pareto_halving")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bench_frontier_search(plot: Path | None = None) -> list[dict]:
+    """The three searches, side by side; ``plot``: where to draw hypervolume against compute."""
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -89,6 +111,8 @@ def bench_frontier_search() -> list[dict]:
     reference = dict(zip(OBJECTIVES, reference_point(grid_rows[complete], OBJECTIVES, None) * sign))
     curves = {how: history(rows, OBJECTIVES, reference) for how, (_, rows, _) in runs.items()}
     target = FRACTION * float(curves["grid"]["hypervolume"].iloc[-1])
+    if plot is not None:
+        plot_curves(plot, curves, target)
     result = []
     for how, (summary, rows, wall) in runs.items():
         curve = curves[how]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -80,7 +81,8 @@ def main(argv=None) -> None:
     if "sharing" in args.only:
         results["sharing"] = bench_sharing()
     if "frontier_search" in args.only:
-        results["frontier_search"] = bench_frontier_search()
+        results["frontier_search"] = bench_frontier_search(  # the curves drawn beside the JSON
+            plot=Path(args.json).with_name("frontier_search.png") if args.json else None)
     if "tracking" in args.only:
         results["tracking"] = bench_tracking()
     if "memory" in args.only:
