@@ -25,7 +25,6 @@ from study.sweep.config import milestones
 from study.sweep.frontier import pareto_mask
 
 
-
 def rungs_file(sweep_name: str) -> str:
     """Where a sweep's rung records live, relative to its storage root."""
     return f"{sweep_name}.rungs.json"
@@ -123,14 +122,20 @@ class ParetoHalving(FIFOScheduler):
                 if r["decision"] == "stop"}
 
     def debug_string(self) -> str:
-        return (f"Pareto successive halving (η={self.reduction:g}, first rung after stage {self.grace}): "
+        return (f"Pareto successive halving (η={self.reduction:g}, first rung after {self.grace} stage(s)): "
                 f"{len(self.stopped())} trial(s) stopped early.")
 
     def _load(self) -> dict[str, list[dict]]:
         if self.root is None:
             return {}
         saved = StageStore(self.root).read_bytes(self.record)
-        return json.loads(saved)["rungs"] if saved else {}
+        if not saved:
+            return {}
+        try:
+            return json.loads(saved)["rungs"]
+        except (ValueError, KeyError, TypeError) as error:  # never decide on records that cannot be read
+            raise ValueError(f"{self.root}/{self.record}: unreadable rung records ({error}); delete the file to "
+                             "judge every trial anew, or run the sweep with --restart") from None
 
     def _save(self) -> None:
         if self.root is not None:

@@ -56,6 +56,9 @@ def test_decisions_follow_arrival_and_survive_a_restart(tmp_path):
     again = restored.on_trial_result(None, Trial("c"), {"stage": 0, "stages": 2, "auroc": 0.0, "logp_drop@0.01": -99})
     assert again == TrialScheduler.CONTINUE  # judged before: the same answer, whatever it reports now
     assert len(json.loads((tmp_path / "r.json").read_text())["rungs"]["1"]) == 4
+    (tmp_path / "torn.json").write_text('{"rungs": {"1": [')  # never decided on: the file is named
+    with pytest.raises(ValueError, match="torn.json: unreadable rung records"):
+        ParetoHalving(objectives, 1, 2, str(tmp_path), "torn.json")
 
 
 def test_optuna_is_told_a_stopped_trial_was_pruned(tmp_path):
