@@ -45,11 +45,16 @@ def varied_settings(sweep: SweepConfig) -> set[str]:
 
 def trial_label(cfg, params: dict, varied: set[str]) -> str:
     """What tells trials apart, first and short (MLflow's run tree cuts names at about 15 characters):
-    family, σ*, schedule, then every other varied setting as ``leaf=value``, e.g. ``flow σ*0.077 ft lr=0.001``."""
+    family, σ*, schedule, then every other varied setting as ``leaf=value``, e.g. ``flow σ*0.077 ft lr=0.001``.
+    A variant that names itself (its ``name``) is shown by that name alone: it was chosen to say the rest."""
     words = [SHORT_FAMILY.get(cfg.prior.name, cfg.prior.name), f"σ*{cfg.schedule.sigma:g}",
              SHORT_SCHEDULE.get(cfg.schedule.kind, cfg.schedule.kind)]
     for key, value in params.items():
-        words += [f"{name.rsplit('.', 1)[-1]}={short_value(v)}" for name, v in leaves(key, value).items()
+        assigned = leaves(key, value)
+        if key == "variant" and "name" in assigned and "name" in varied:
+            words.append(str(assigned["name"]))
+            continue
+        words += [f"{name.rsplit('.', 1)[-1]}={short_value(v)}" for name, v in assigned.items()
                   if name in varied and name not in NAMED_BY_DEFAULT]
     return " ".join(words)
 

@@ -156,3 +156,23 @@ def test_a_dry_run_and_a_config_error_import_neither_torch_nor_ray(tmp_path):
     assert "3 trials" in answers[0] and "precision " in answers[0]
     assert "warning: resources: one trial asks for 512 CPU and 0 GPU; this machine has" in answers[0]
     assert "did you mean 'training'?" in answers[2]
+
+
+def test_trials_are_labelled_by_what_tells_them_apart():
+    """Family, σ*, schedule and each other varied setting; a variant that names itself by its name alone."""
+    from pathlib import Path
+
+    from study.config import TrialConfig
+    from study.sweep.cli import load_sweep
+    from study.sweep.config import trial_tree
+    from study.sweep.labels import trial_label, varied_settings
+
+    root = Path(__file__).resolve().parents[2]
+    labels = {}
+    for name in ("separation_frontier", "quickstart"):
+        sweep = load_sweep(root / "sweeps" / f"{name}.yaml", [])
+        labels[name] = [trial_label(TrialConfig.model_validate(trial_tree(sweep.base, point)), point,
+                                    varied_settings(sweep)) for point in sweep.grid_points()]
+    assert labels["separation_frontier"][:2] == ["score σ*3 scratch score-isdm", "wn-nc σ*1 ft wn-late-entry"]
+    assert labels["quickstart"][:2] == ["wn σ*0 ft stacks=1 layers=7", "flow σ*0 ft blocks=3 flows=3 layers=4"]
+    assert len(set(labels["separation_frontier"])) == len(labels["separation_frontier"])
