@@ -174,5 +174,5 @@ def test_trials_are_labelled_by_what_tells_them_apart():
         labels[name] = [trial_label(TrialConfig.model_validate(trial_tree(sweep.base, point)), point,
                                     varied_settings(sweep)) for point in sweep.grid_points()]
     assert labels["separation_frontier"][:2] == ["score σ*3 scratch score-isdm", "wn-nc σ*1 ft wn-late-entry"]
-    assert labels["quickstart"][:2] == ["wn σ*0 ft stacks=1 layers=7", "flow σ*0 ft blocks=3 flows=3 layers=4"]
+    assert labels["quickstart"][:2] == ["wn σ*0 ft stacks=1 layers=7", "wn σ*0.077 ft stacks=1 layers=7"]
     assert len(set(labels["separation_frontier"])) == len(labels["separation_frontier"])
