@@ -239,12 +239,24 @@ class Trial:
             self.log(f"{title}, {origin}: reused (store {key})")
         return prior, record
 
+    def folder_once(self, stored: str, make: Callable[[Path], None], what: str, into: Path) -> None:
+        """The result folder ``stored``, made once per store (``make`` fills a local scratch folder, which is
+        then uploaded; see :meth:`once`), brought into ``into``."""
+        def build() -> None:
+            scratch = self.out_dir / "scratch" / stored
+            scratch.mkdir(parents=True, exist_ok=True)
+            make(scratch)
+            self.store.put_folder(stored, scratch)
+
+        self.once(stored, build, what)
+        self.store.get_folder(stored, into)
+
     def evaluate(self, stage: Stage, prior: Prior, folder: Path) -> dict:
         """The stage's evaluation metrics (stored by evaluation key); its tables and plots land in ``folder``."""
         cfg, sources = self.cfg, self.test.sources
         stored = f"{self.keys[stage.index]}/eval/{evaluation_key(cfg, stage, self.keys[stage.index])}"
 
-        def build() -> None:
+        def make(scratch: Path) -> None:
             t0 = time.perf_counter()
             flac_logp, background_logp = self.reference_densities
             metrics, tables = evaluate_prior(prior, self.test_clips, sources, cfg.evaluation, self.device,
@@ -252,18 +264,14 @@ class Trial:
                                              matched_levels=levels_up_to(cfg.schedule.ladder, stage.sigma),
                                              progress=Progress(self.log, f"evaluation of stage {stage.index}"))
             title = f"{cfg.prior.name}, stage {stage.index} (trained at σ={stage.sigma:g})"
-            scratch = self.out_dir / "scratch" / stored
-            scratch.mkdir(parents=True, exist_ok=True)
             write_matrix_csv(scratch / "cross_likelihood.csv", tables["cross_likelihood"], sources)
             plot_cross_likelihood(scratch / "cross_likelihood.png", tables["cross_likelihood"], sources,
                                   f"Cross-likelihood: {title}")
             plot_noise_curve(scratch / "noise_curve.png", tables["noise_curve"], sources,
                              f"log p under added noise: {title}")
             write_local(scratch / "evaluation.json", dumps_json({**metrics, "eval_seconds": time.perf_counter() - t0}))
-            self.store.put_folder(stored, scratch)
 
-        self.once(stored, build, f"evaluation of stage {stage.index}")
-        self.store.get_folder(stored, folder)
+        self.folder_once(stored, make, f"evaluation of stage {stage.index}", folder)
         return self.store.read_json(f"{stored}/evaluation.json")
 
     def separate(self) -> dict:
@@ -272,15 +280,10 @@ class Trial:
         levels = separation_levels(self.stages, sep, self.stages[-1].ladder)
         stored = f"{self.keys[-1]}/separation/{separation_key(cfg, levels, self.keys)}"
 
-        def build() -> None:
-            scratch = self.out_dir / "scratch" / stored
-            scratch.mkdir(parents=True, exist_ok=True)
-            metrics = self._run_langevin(levels, scratch)
-            write_local(scratch / "separation.json", dumps_json(metrics))
-            self.store.put_folder(stored, scratch)
+        def make(scratch: Path) -> None:
+            write_local(scratch / "separation.json", dumps_json(self._run_langevin(levels, scratch)))
 
-        self.once(stored, build, "separation")
-        self.store.get_folder(stored, self.out_dir / "separation")
+        self.folder_once(stored, make, "separation", self.out_dir / "separation")
         if sep.listen_seconds:
             self.listening_excerpt(levels)
         return self.store.read_json(f"{stored}/separation.json")
@@ -290,15 +293,8 @@ class Trial:
         ``separation.length`` (one batch of the same sampler) and joined back, written beside the scored
         crops' audio (separation/audio/excerpt). Stored under its own key; it adds no metric."""
         stored = f"{self.keys[-1]}/listening/{listening_key(self.cfg, levels, self.keys)}"
-
-        def build() -> None:
-            scratch = self.out_dir / "scratch" / stored
-            scratch.mkdir(parents=True, exist_ok=True)
-            self._separate_excerpt(levels, scratch)
-            self.store.put_folder(stored, scratch)
-
-        self.once(stored, build, "listening excerpt")
-        self.store.get_folder(stored, self.out_dir / "separation" / "audio" / "excerpt")
+        self.folder_once(stored, functools.partial(self._separate_excerpt, levels), "listening excerpt",
+                         self.out_dir / "separation" / "audio" / "excerpt")
 
     def _separate_excerpt(self, levels: list[tuple[float, int]], folder: Path) -> None:
         sep, rate = self.cfg.separation, self.test.sample_rate
