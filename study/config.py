@@ -133,6 +133,11 @@ class TrainingConfig(Section):
     lr: float = Field(1e-3, gt=0)
     lr_decay: float = Field(0.6, gt=0, le=1)
     milestones: list[float] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])  # fractions of steps
+    # The length the learning-rate milestones are fractions of (default: steps). Set it (e.g. to the longest
+    # length on a training.steps axis) and every length trains on one learning-rate curve, so a shorter run is
+    # exactly the start of a longer one: the stage store then trains each lineage once, in order of length,
+    # and a longer stage continues from a shorter one's final weights and optimiser state (study.lineage)
+    lr_horizon: int | None = Field(None, ge=1)
     grad_clip: float | None = Field(1.0, gt=0)  # per-source gradient-norm clipping
     hybrid_lambda: float = Field(0.0, ge=0)  # weight of the discriminative cross-entropy term (0 = pure ML)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.catalog import PRESETS, trained_by
 from study.data.content import split_digest
@@ -49,6 +49,7 @@ def content_hash(tree, length: int = KEY_LENGTH) -> str:
 # Settings added after stores were written are left out of a key while at their default, so that everything
 # stored before keeps its key (tests/study/test_stage_keys.py pins them).
 LATER_NOISE_SETTINGS = ("log_mean", "log_std")
+LATER_TRAINING_SETTINGS = ("lr_horizon",)
 LATER_SEPARATION_SETTINGS = ("levels", "karras_levels", "karras_rho", "churn", "pinned_sigma", "smoothing_spread",
                              "likelihood_gap")
 
@@ -114,7 +115,7 @@ def _prior_identity(cfg: TrialConfig) -> dict:
 
 
 def _training_identity(training: TrainingConfig, sigma: float, noise_conditional: bool) -> dict:
-    tree = training.model_dump(mode="json", exclude=NOT_WEIGHTS)
+    tree = identity(training, LATER_TRAINING_SETTINGS, NOT_WEIGHTS)
     tree["noise"] = identity(training.noise, LATER_NOISE_SETTINGS)
     tree["sigma"] = sigma
     if sigma == 0:  # clean: the noise law is never used
@@ -137,18 +138,41 @@ def data_identity(cfg: TrialConfig, split: str) -> dict:
     return tree
 
 
+def _stage_tree(cfg: TrialConfig, stage: Stage, keys: list[str]) -> dict:
+    """Everything that decides a stage's weights (``keys``: the keys of the stages before it)."""
+    tree = {"data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
+            "training": _training_identity(stage_training(cfg, stage), stage.sigma, cfg.noise_conditional),
+            "parent": keys[stage.init_from] if stage.init_from is not None else None}
+    if cfg.noise_conditional:
+        tree["ladder"] = list(cfg.schedule.ladder)
+    return tree
+
+
 def stage_keys(cfg: TrialConfig, stages: list[Stage]) -> list[str]:
     """The content key of every stage, in order (a stage's key includes its parent's)."""
-    conditional = cfg.noise_conditional
     keys: list[str] = []
     for stage in stages:
-        tree = {"data": data_identity(cfg, "train"), "prior": _prior_identity(cfg),
-                "training": _training_identity(stage_training(cfg, stage), stage.sigma, conditional),
-                "parent": keys[stage.init_from] if stage.init_from is not None else None}
-        if conditional:
-            tree["ladder"] = list(cfg.schedule.ladder)
-        keys.append(content_hash(tree))
+        keys.append(content_hash(_stage_tree(cfg, stage, keys)))
     return keys
+
+
+def length_key(cfg: TrialConfig, stage: Stage, keys: list[str], steps: int) -> str:
+    """The key ``stage`` would have at another length (``keys``: the trial's stage keys)."""
+    return content_hash(_stage_tree(cfg, replace(stage, steps=steps), keys))
+
+
+def stage_lineages(cfg: TrialConfig, stages: list[Stage], keys: list[str]) -> list[str | None]:
+    """Per stage, the key of its lineage: everything its key holds but the number of steps. Stages of one
+    lineage differ only in length and, with ``training.lr_horizon``, follow one learning-rate curve, so each is
+    the start of the longer ones (:mod:`study.lineage`). None without ``lr_horizon``: lengths do not nest."""
+    if cfg.training.lr_horizon is None:
+        return [None] * len(stages)
+    lineages = []
+    for stage in stages:
+        tree = _stage_tree(cfg, stage, keys)
+        del tree["training"]["steps"]
+        lineages.append(content_hash({"lineage": tree}))
+    return lineages
 
 
 def background_training(cfg: TrialConfig) -> TrainingConfig:
@@ -240,13 +264,15 @@ def training_cost(configs: list[TrialConfig]) -> dict[str, tuple[int, int]]:
     distinct: dict[str, dict[str, int]] = {}
     for cfg in configs:
         stages = plan_stages(cfg)
-        work = list(zip(stage_keys(cfg, stages), (s.steps for s in stages)))
+        keys = stage_keys(cfg, stages)
+        # a lineage trains once up to its longest length (its shorter stages are its start)
+        work = [(lineage or key, s.steps) for key, lineage, s in zip(keys, stage_lineages(cfg, stages, keys), stages)]
         if cfg.evaluation.background:
             work.append((background_key(cfg), background_training(cfg).steps))
         family = cfg.prior.name
         for key, steps in work:
             planned[family] = planned.get(family, 0) + steps
-            distinct.setdefault(family, {})[key] = steps
+            distinct.setdefault(family, {})[key] = max(steps, distinct.get(family, {}).get(key, 0))
     cost = {family: (planned[family], sum(distinct[family].values())) for family in planned}
     cost["all"] = (sum(p for p, _ in cost.values()), sum(d for _, d in cost.values()))
     return cost

@@ -150,7 +150,8 @@ def clip_grad_per_source(prior: Prior, max_norm: float) -> torch.Tensor:
 
 def make_optimizer(prior: Prior, cfg: TrainingConfig):
     optimizer = torch.optim.Adam(prior.parameters(), lr=cfg.lr)
-    milestones = sorted({max(1, int(m * cfg.steps)) for m in cfg.milestones})
+    horizon = cfg.lr_horizon or cfg.steps  # with lr_horizon, every length follows one curve (a prefix of it)
+    milestones = sorted({max(1, int(m * horizon)) for m in cfg.milestones})
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=cfg.lr_decay)
     return optimizer, scheduler
 

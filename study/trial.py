@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import socket
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +35,7 @@ from study.cores import map_batch
 from study.data import DataError, build_clips, mix, mixing_weights
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.leases import Heartbeat, LeaseTable
+from study.lineage import LINEAGES, STATE, announce, announced, same_training
 from study.metric_names import headline_metrics, level_name
 from study.metrics import mixture_si_sdr, separation_metrics, si_sdr
 from study.ood import PooledSources, flac_log_density
@@ -42,8 +45,8 @@ from study.precision import resolve_precision
 from study.runtime import autocast, pick_device, use_precision
 from study.separate import LangevinSchedule, annealed_langevin
 from study.stages import (Stage, background_key, background_stage, background_training, content_hash, evaluation_key,
-                          levels_up_to, plan_stages, separation_key, separation_levels, stage_keys, stage_training,
-                          listening_key, supervised_key)
+                          length_key, levels_up_to, listening_key, plan_stages, separation_key, separation_levels,
+                          stage_keys, stage_lineages, stage_training, supervised_key)
 from study.store import StageStore, StoreError, dumps_json, write_local
 from study.supervised import reference_metrics, train_separator
 from study.train import load_checkpoint, train
@@ -87,6 +90,7 @@ class Trial:
         self.device = pick_device(cfg.device)
         self.stages = plan_stages(cfg)
         self.keys = stage_keys(cfg, self.stages)
+        self.lineages = stage_lineages(cfg, self.stages, self.keys)
         self.priors: dict[str, Prior] = {}  # by stage key, kept for separation
 
     # --- data, built on first use (a trial that reuses everything never decodes training audio) ----------
@@ -135,10 +139,12 @@ class Trial:
         return flac_log_density(self.test_clips, self.test.sample_rate), background
 
     # --- build once -------------------------------------------------------------------------------------
-    def once(self, folder: str, build: Callable[[], None], waiting: str) -> tuple[bool, float]:
-        """Make sure ``folder`` is complete in the store: build it under a lease unless it is, or another
-        trial is building it (then wait). Returns (reused, seconds spent waiting). A complete folder whose files
-        no longer match their digests is set aside and built again."""
+    def once(self, folder: str, build: Callable[[], None], waiting: str, lease: str | None = None
+             ) -> tuple[bool, float]:
+        """Make sure ``folder`` is complete in the store: build it under a lease (``lease``, default the folder's
+        own) unless it is, or another trial is building it (then wait). Returns (reused, seconds spent waiting).
+        A complete folder whose files no longer match their digests is set aside and built again."""
+        lease = lease or folder
         if self.store.is_complete(folder):
             damage = self.store.damage(folder)
             if damage is None:
@@ -146,7 +152,7 @@ class Trial:
             self.log(f"warning: {damage}; set aside to {self.store.set_aside(folder)} and built again")
         t0, announced = time.perf_counter(), False
         while True:
-            granted, holder = self.leases.claim(folder, self.holder)
+            granted, holder = self.leases.claim(lease, self.holder)
             if granted:
                 break
             if not announced:
@@ -156,23 +162,23 @@ class Trial:
             if self.store.is_complete(folder):
                 return True, time.perf_counter() - t0
         waited = time.perf_counter() - t0 if announced else 0.0
-        with Heartbeat(self.leases, folder, self.holder, self.log):
+        with Heartbeat(self.leases, lease, self.holder, self.log):
             if self.store.is_complete(folder):  # finished between our check and our claim
                 return True, waited
             build()
             self.store.mark_complete(folder)  # last: readers trust nothing before it
         return False, waited
 
-    def obtain(self, key: str, what: str, build: Callable[[], None]) -> tuple[Prior, dict]:
+    def obtain(self, key: str, what: str, build: Callable[[], None], lease: str | None = None) -> tuple[Prior, dict]:
         """A trained prior from the store (training it once if needed) and its training record."""
-        reused, waited = self.once(key, build, what)
+        reused, waited = self.once(key, build, what, lease)
         try:
             prior = self.load(key)
         except StoreError as error:  # a stage sealed before digests were kept, damaged since
             if not reused:
                 raise
             self.log(f"warning: {error}; set aside to {self.store.set_aside(key)} and built again")
-            reused, waited = self.once(key, build, what)
+            reused, waited = self.once(key, build, what, lease)
             prior = self.load(key)
         record = {**self.store.read_json(f"{key}/training.json"), "reused": reused, "wait_seconds": waited}
         return prior, record
@@ -183,13 +189,17 @@ class Trial:
             self.priors[key] = prior_from_checkpoint(self.store.read_torch(f"{key}/prior.pt")).to(self.device)
         return self.priors[key]
 
-    def train_into_store(self, key: str, prior: Prior, data, training, stage: Stage) -> None:
-        """Train ``prior`` into ``<key>/``: resumes from the stored mid-stage checkpoint, uploads each new one,
-        then writes the prior and a training record (an attempt record marks every start)."""
+    def train_into_store(self, key: str, prior: Prior, data, training, stage: Stage, start: bytes | None = None,
+                         record: dict | None = None) -> int:
+        """Train ``prior`` into ``<key>/``: resumes from the stored mid-stage checkpoint (else from the
+        checkpoint ``start``, a shorter stage of its lineage), uploads each new one, then writes the prior and a
+        training record, with ``record`` added (an attempt record marks every start). A lineage stage keeps its
+        final checkpoint as ``state.pt``. -> the steps trained here."""
         local = self.out_dir / "checkpoints" / key
         local.mkdir(parents=True, exist_ok=True)
         checkpoint = local / "train.pt"
         saved = self.store.read_bytes(f"{key}/train.pt")
+        saved = start if saved is None else saved
         if saved is not None:
             write_local(checkpoint, saved)
         elif checkpoint.exists():
@@ -205,8 +215,11 @@ class Trial:
         self.store.write_json(f"{key}/training.json", {
             "holder": self.holder, "steps": training.steps, "start_step": start, "train_seconds": trained.wall_seconds,
             "train_source_samples_per_s": trained.source_samples_per_second, "training": training.model_dump(mode="json"),
-            "sigma": stage.sigma})
+            "sigma": stage.sigma, **(record or {})})
+        if training.lr_horizon is not None:  # a longer stage of the lineage continues from here
+            self.store.write_bytes(f"{key}/{STATE}", checkpoint.read_bytes())
         self.store.delete(f"{key}/train.pt")  # the finished prior is what later stages start from
+        return training.steps - start
 
     def _train_background(self) -> None:
         cfg = self.cfg
@@ -219,25 +232,75 @@ class Trial:
 
     # --- stages -----------------------------------------------------------------------------------------
     def stage_prior(self, stage: Stage) -> tuple[Prior, dict]:
-        key = self.keys[stage.index]
+        key, lineage = self.keys[stage.index], self.lineages[stage.index]
         origin = "from scratch" if stage.init_from is None else f"from stage {stage.init_from}"
         title = f"--- stage {stage.index}: σ={stage.sigma:g}, {stage.steps} steps"
 
         def build() -> None:
             self.log(f"{title}, {origin} (store {key})")
-            if stage.init_from is not None:
-                parent = self.keys[stage.init_from]
-                prior = prior_from_checkpoint(self.store.read_torch(f"{parent}/prior.pt"))
+            if lineage is not None:
+                self.train_lineage(stage, lineage)
             else:
-                torch.manual_seed(self.cfg.training.seed)
-                prior = build_prior(self.cfg.prior.name, self.cfg.prior.preset,
-                                    num_sources=len(self.train_clips.sources), **self.cfg.prior.hparams)
-            self.train_into_store(key, prior, self.train_clips, stage_training(self.cfg, stage), stage)
+                self.train_into_store(key, self.initial_prior(stage), self.train_clips, stage_training(self.cfg, stage),
+                                      stage)
 
-        prior, record = self.obtain(key, title, build)
+        if lineage is not None:
+            announce(self.store, lineage, stage.steps)
+        prior, record = self.obtain(key, title, build, None if lineage is None else f"{LINEAGES}-{lineage}")
         if record["reused"]:
             self.log(f"{title}, {origin}: reused (store {key})")
         return prior, record
+
+    def initial_prior(self, stage: Stage) -> Prior:
+        """The weights a stage starts from: its parent stage's, or a fresh prior."""
+        if stage.init_from is not None:
+            return prior_from_checkpoint(self.store.read_torch(f"{self.keys[stage.init_from]}/prior.pt"))
+        torch.manual_seed(self.cfg.training.seed)
+        return build_prior(self.cfg.prior.name, self.cfg.prior.preset, num_sources=len(self.train_clips.sources),
+                           **self.cfg.prior.hparams)
+
+    def train_lineage(self, stage: Stage, lineage: str) -> None:
+        """Train ``stage`` as the next length of its lineage (:mod:`study.lineage`), under the lineage's lease:
+        continue from its longest sealed shorter length, and seal every announced length on the way."""
+        def length(steps: int) -> tuple[str, object]:
+            return length_key(self.cfg, stage, self.keys, steps), stage_training(self.cfg, replace(stage, steps=steps))
+
+        shorter = [steps for steps in announced(self.store, lineage) if steps < stage.steps]
+        start, origin, done = None, None, 0
+        for steps in reversed(shorter):
+            start = self.sealed_state(*length(steps), steps)
+            if start is not None:
+                origin, done = length(steps)[0], steps
+                self.log(f"continuing the {steps}-step stage of this lineage (store {origin})")
+                break
+        trained = 0
+        for steps in [s for s in shorter if s > done] + [stage.steps]:
+            key, training = length(steps)
+            if steps != stage.steps and self.store.is_complete(key):  # sealed, but not fit to continue from
+                self.log(f"warning: {key} cannot be continued from; set aside to {self.store.set_aside(key)}")
+            prior = self.initial_prior(stage)
+            trained += self.train_into_store(key, prior, self.train_clips, training, stage, start,
+                                             {"continued_from": origin, "trained_steps": trained})
+            start, origin = self.store.read_bytes(f"{key}/{STATE}"), key
+            if steps != stage.steps:
+                self.store.mark_complete(key)
+                self.log(f"sealed the {steps}-step stage of this lineage on the way (store {key})")
+
+    def sealed_state(self, key: str, training, steps: int) -> bytes | None:
+        """The final checkpoint of a sealed lineage stage, if it can be continued from: its files have their
+        sealed digests and it records ``training`` at ``steps``. Otherwise None (a damaged one set aside)."""
+        if not self.store.is_complete(key):
+            return None
+        damage = self.store.damage(key)
+        if damage is not None:
+            self.log(f"warning: {damage}; set aside to {self.store.set_aside(key)}")
+            return None
+        data = self.store.read_bytes(f"{key}/{STATE}")
+        record = None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        if record is None or record.get("step") != steps or not same_training(record.get("training", {}), training):
+            self.log(f"warning: {key} has no final state for {steps} steps of these settings; not continued from")
+            return None
+        return data
 
     def folder_once(self, stored: str, make: Callable[[Path], None], what: str, into: Path) -> None:
         """The result folder ``stored``, made once per store (``make`` fills a local scratch folder, which is
@@ -513,7 +576,8 @@ class Compute:
 
     def trained(self, record: dict, training, sources: int) -> None:
         if not record["reused"]:
-            steps = record["steps"] - record.get("start_step", 0)
+            # a lineage stage counts every length it trained on the way
+            steps = record["steps"] - record.get("start_step", 0) + record.get("trained_steps", 0)
             self.steps += steps
             self.source_samples += steps * training.batch_size * training.crop * sources
 

@@ -143,6 +143,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
     log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
     context = trial_context(sweep, uri, experiment_id, parent_id, root)
+    announce_lengths(sweep, context)
     if context.lease_actor:  # outlives the sweep: other sweeps on this storage and cluster may share it
         start_lease_actor(context.lease_actor)
     if restore:
@@ -163,6 +164,17 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     close_sweep(sweep, client, summary, reasons, log, resume_command, root)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def announce_lengths(sweep: SweepConfig, context: TrialContext) -> None:
+    """With ``training.lr_horizon`` on a grid, announce every training length to the store before any trial
+    starts, so that each lineage is trained once, shortest length first (:mod:`study.lineage`)."""
+    if not sweep.share_stages or any(dim.kind != "grid" for dim in sweep.space.values()):
+        return
+    from study.lineage import announce_sweep
+    from study.store import StageStore
+
+    announce_sweep(StageStore(context.store_uri), [trial_config(point, context) for point in sweep.grid_points()])
 
 
 class SweepCrashed(RuntimeError):
