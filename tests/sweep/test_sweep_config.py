@@ -98,8 +98,32 @@ def test_dry_run_counts_and_lists_the_grid(tmp_path, capsys):
     assert code == 0 and f"warning: data.root {tmp_path / 'no-stems'} does not exist" in out
 
 
+def test_a_training_length_axis_is_planned_and_announced_as_one_lineage(tmp_path, capsys):
+    """training.steps on a grid with lr_horizon: the dry run counts the lineage once, and the sweep announces
+    every length to the stage store before any trial starts (study.lineage)."""
+    from study.lineage import announced
+    from study.sweep.cli import load_sweep
+    from study.sweep.driver import announce_lengths, trial_context
+    from study.stages import plan_stages, stage_keys, stage_lineages
+    from study.store import StageStore
+
+    base = {**TINY_BASE, "training": {**TINY_BASE["training"], "lr_horizon": 40},
+            "schedule": {"kind": "scratch", "sigma": 0.0}}
+    path = write_sweep(tmp_path, base=base, space={"training.steps": {"grid": [10, 20, 40]},
+                                                   "separation.epsilon": {"grid": [1e-5, 2e-5]}})
+    code, out, _ = run_cli(tmp_path, capsys, path, "--dry-run")
+    assert code == 0 and "training steps: 140 planned, 40 distinct (3.5×)" in out
+    sweep = load_sweep(path, [])
+    context = trial_context(sweep, "sqlite:///unused.db", "0", "parent", str(tmp_path / "ray"))
+    announce_lengths(sweep, context)
+    from study.sweep.trainable import trial_config
+    cfg = trial_config(sweep.grid_points()[0], context)
+    lineage = stage_lineages(cfg, plan_stages(cfg), stage_keys(cfg, plan_stages(cfg)))[0]
+    assert announced(StageStore(context.store_uri), lineage) == [10, 20, 40]
+
+
 @pytest.mark.parametrize("name", ["quickstart", "noise_frontier", "optuna_frontier", "beyond_frontier",
-                                  "chorales_frontier", "separation_frontier"])
+                                  "chorales_frontier", "separation_frontier", "training_length"])
 def test_shipped_sweeps_validate(name, capsys):
     from pathlib import Path
 
