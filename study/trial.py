@@ -370,7 +370,7 @@ class Trial:
         references = sources.reshape(len(sources), crops, sep.length).transpose(0, 1)  # [crops, K, L], in order
         self.log(f"--- listening excerpt: {crops * sep.length / rate:.2f} s of one test mixture as {crops} "
                  f"consecutive crops (no metrics)")
-        result = self._level_sampler(levels, mix(references), "listening excerpt")(None)
+        result = self.level_sampler(levels, mix(references), "listening excerpt")(None)
         if result.diverged:
             write_local(folder / "diverged.txt", f"no audio: the separation diverged ({result.diverged}); "
                                                  "see separation.bound and separation.epsilon\n")
@@ -404,7 +404,7 @@ class Trial:
         clips, references = self.separation_sources
         mixtures = mix(references)
         sigmas = [s for s, _ in levels]
-        sample = self._level_sampler(levels, mixtures)
+        sample = self.level_sampler(levels, mixtures)
         level_priors, schedule = sample.priors, sample.schedule
         self.log(f"--- separation: {len(mixtures)} mixtures × {sep.length} samples, {len(levels)} levels "
                  f"{level_name(sigmas[0])} → {level_name(sigmas[-1])} × {sep.steps_per_level} steps "
@@ -443,7 +443,7 @@ class Trial:
         plot_level_trace(folder / "si_sdr_per_level.png", schedule.sigmas, traces, metrics["si_sdr_mixture"],
                          f"Separation after each level ({cfg.prior.name}, {sep.rule} rule)")
         if sep.likelihood_gap:
-            gaps = {label: self._likelihood_gap(level_priors[-1], sigmas[-1], run.estimates.cpu(), references)
+            gaps = {label: self.likelihood_gap(level_priors[-1], sigmas[-1], run.estimates.cpu(), references)
                     for label, (run, _) in held.items()}
             metrics.update({f"likelihood_gap{suffix}": gaps[label].mean().item() for label, (_, suffix) in held.items()})
             plot_likelihood_gap(folder / "likelihood_gap.png", gaps, f"{cfg.prior.name}, σ={sigmas[-1]:.3g}")
@@ -453,10 +453,11 @@ class Trial:
                         clips.sources, clips.sample_rate)
         return metrics
 
-    def _level_sampler(self, levels: list[tuple[float, int]], mixtures: torch.Tensor,
-                       what: str = "separation") -> Callable:
-        """``sample(start)``: the configured sampler over the priors of ``levels`` ((σ, stage index) pairs),
-        from the configured start or from ``start``; ``sample.priors``, ``sample.schedule``: what it uses."""
+    def level_sampler(self, levels: list[tuple[float, int]], mixtures: torch.Tensor,
+                      what: str = "separation") -> Callable:
+        """``sample(start, seed=None)``: the configured sampler over the priors of ``levels`` ((σ, stage index)
+        pairs), from the configured start or from ``start``, with ``separation.seed`` or ``seed``;
+        ``sample.priors``, ``sample.schedule``: what it uses."""
         sigmas = [s for s, _ in levels]
         schedule = LangevinSchedule.from_config(sigmas, self.cfg.separation)
         level_priors = [self.load(self.keys[i]).eval() for _, i in levels]
@@ -467,8 +468,9 @@ class Trial:
             with autocast(self.device):  # the chains (mixtures) are independent: a share of them per CPU core
                 return map_batch(lambda chains: level_priors[i].score(chains, per_chain(level, chains)), s)
 
-        def sample(start: torch.Tensor | None):
-            generator = torch.Generator(device=self.device).manual_seed(self.cfg.separation.seed)  # same for both
+        def sample(start: torch.Tensor | None, seed: int | None = None):
+            seed = self.cfg.separation.seed if seed is None else seed  # by default the same for both starts
+            generator = torch.Generator(device=self.device).manual_seed(seed)
             return annealed_langevin(score, mixtures.to(self.device), mixing_weights(level_priors[0].num_sources),
                                      schedule, generator, keep_levels=True, start=start,
                                      progress=Progress(self.log, what + (" from the true sources" if start is not None
@@ -477,7 +479,7 @@ class Trial:
         sample.priors, sample.schedule = level_priors, schedule
         return sample
 
-    def _likelihood_gap(self, prior: Prior, sigma: float, estimates: torch.Tensor, references: torch.Tensor):
+    def likelihood_gap(self, prior: Prior, sigma: float, estimates: torch.Tensor, references: torch.Tensor):
         """Σ_k log p_k(estimate) − Σ_k log p_k(truth) per mixture, in nats, under the last level's prior at its σ
         (a score prior's bound): negative, the sampler missed what the priors prefer; near zero or positive
         with a poor SI-SDR, the priors themselves prefer the wrong answer. [mixtures]."""
