@@ -146,7 +146,7 @@ def test_cli_flags_override_yaml(tmp_path):
     assert yaml.safe_load(open(write_sweep(tmp_path)))["max_concurrent"] == 2
 
 
-@pytest.mark.parametrize("name", ["tiny", "separation_probe"])
+@pytest.mark.parametrize("name", ["tiny", "separation_probe", "training_length_4000"])
 def test_shipped_trials_validate(name):
     from pathlib import Path
 
@@ -155,6 +155,28 @@ def test_shipped_trials_validate(name):
 
     path = Path(__file__).resolve().parents[2] / "sweeps" / "trials" / f"{name}.yaml"
     assert load_config(TrialConfig, path, []).name
+
+
+def test_the_training_length_trial_reuses_the_sweeps_longest_stage(tmp_path):
+    """sweeps/trials/training_length_4000.yaml names the same trained stage as training_length's 4 000-step
+    trials on data seed 7, so benchmarks.chains on it reuses the sweep's store instead of training again."""
+    from pathlib import Path
+
+    from study.config import TrialConfig
+    from study.configio import load_config
+    from study.stages import plan_stages, stage_keys
+    from study.sweep.cli import load_sweep
+    from study.sweep.driver import trial_context
+    from study.sweep.trainable import trial_config
+
+    root = Path(__file__).resolve().parents[2]
+    sweep = load_sweep(root / "sweeps" / "training_length.yaml", ["base.data.seed=7"])
+    context = trial_context(sweep, "sqlite:///unused.db", "0", "parent", str(tmp_path / "ray"))
+    longest = [trial_config(point, context) for point in sweep.grid_points()]
+    longest = [cfg for cfg in longest if cfg.training.steps == 4000]
+    trial = load_config(TrialConfig, root / "sweeps" / "trials" / "training_length_4000.yaml", [])
+    assert longest and all(stage_keys(cfg, plan_stages(cfg)) == stage_keys(trial, plan_stages(trial))
+                           for cfg in longest)
 
 
 def test_a_dry_run_and_a_config_error_import_neither_torch_nor_ray(tmp_path):
