@@ -146,7 +146,7 @@ def test_cli_flags_override_yaml(tmp_path):
     assert yaml.safe_load(open(write_sweep(tmp_path)))["max_concurrent"] == 2
 
 
-@pytest.mark.parametrize("name", ["tiny", "separation_probe", "training_length_4000"])
+@pytest.mark.parametrize("name", ["tiny", "separation_probe", "training_length_4000", "chorales_separation"])
 def test_shipped_trials_validate(name):
     from pathlib import Path
 
