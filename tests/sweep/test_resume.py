@@ -26,6 +26,15 @@ def stage_folders(store: StageStore) -> dict[str, list[str]]:
     return {key: store.list(f"{key}/attempts") for key in keys}
 
 
+def assert_only_interrupted_stages_continued(before: dict, sealed_before: set, after: dict, context: str = "") -> None:
+    """After a resume (``before``/``after``: :func:`stage_folders`): no stage sealed before it was trained
+    again, and each interrupted one was continued by at most one new attempt, not restarted twice."""
+    for key in sealed_before:
+        assert after[key] == before[key], context
+    for key in set(after) - sealed_before:
+        assert len(set(after[key]) - set(before.get(key, []))) <= 1, (key, context)
+
+
 def assert_no_metric_logged_twice(client, runs):
     for run in runs:
         for metric in run.data.metrics:
@@ -92,11 +101,7 @@ def test_driver_stopped_mid_trial_resumes_without_redoing_anything(tmp_path, sto
     assert again.returncode == 0, output[-3000:]
     after = stage_folders(store)
     assert len(after) == 3 and all(store.is_complete(k) for k in after)  # distinct stages, each trained
-    for key in finished_before:  # ... and none trained again
-        assert after[key] == before[key], output[-3000:]
-    for key in set(after) - finished_before:  # an interrupted stage continued from its checkpoint
-        resumed = [store.read_json(f"{key}/attempts/{a}") for a in after[key] if a not in before.get(key, [])]
-        assert len(resumed) <= 1, resumed
+    assert_only_interrupted_stages_continued(before, finished_before, after, output[-3000:])
     assert "reused" in output
 
     client, parents, children = runs_of(tmp_path)

@@ -13,7 +13,8 @@ from study.store import StageStore
 
 from study.ops.servers import free_port
 from .conftest import KILLABLE_BASE, write_sweep
-from .test_resume import assert_no_metric_logged_twice, run_driver, stage_folders, wait_for_second_stage
+from .test_resume import (assert_no_metric_logged_twice, assert_only_interrupted_stages_continued, run_driver,
+                          stage_folders, wait_for_second_stage)
 from .test_sweep_run import runs_of
 
 
@@ -59,8 +60,7 @@ def test_sweep_on_s3_survives_sigkill_and_resumes(tmp_path, s3_server):
     assert again.returncode == 0, output[-3000:]
     after = stage_folders(store)
     assert len(after) == 2 and all(store.is_complete(k) for k in after)
-    for key in finished_before:
-        assert after[key] == before[key]
+    assert_only_interrupted_stages_continued(before, finished_before, after, output[-3000:])
     client, parents, children = runs_of(tmp_path)
     assert parents[0].info.status == "FINISHED" and len(children) == 2
     assert all(c.info.status == "FINISHED" for c in children)
