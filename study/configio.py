@@ -203,9 +203,9 @@ def fields_at(model: type[BaseModel] | None, loc) -> list[str]:
     return list(model.model_fields) if model is not None else []
 
 
-def did_you_mean(model: type[BaseModel] | None, loc) -> str:
-    """``; did you mean 'training'?`` for a misspelt setting, or nothing."""
-    close = difflib.get_close_matches(str(loc[-1]), fields_at(model, loc[:-1]), n=1, cutoff=0.6) if loc else []
+def did_you_mean(word: str, options) -> str:
+    """``; did you mean 'training'?`` for a misspelt name among ``options``, or nothing."""
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -220,7 +220,7 @@ def describe_validation_error(error: ValidationError, prefix: str = "", model: t
         shown = "" if problem["type"] in ("missing",) or isinstance(got, dict) else f" (got {excerpt(got)})"
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
-            message += did_you_mean(model, problem["loc"])
+            message += did_you_mean(problem["loc"][-1], fields_at(model, problem["loc"][:-1]))
         lines.append(f"{path}: {message}{shown}")
     return bounded("\n".join(lines))
 

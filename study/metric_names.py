@@ -2,6 +2,8 @@
 Torch-free, so that validation can check a sweep's objectives at once."""
 from __future__ import annotations
 
+from study.configio import did_you_mean
+
 
 def level_name(sigma: float) -> str:
     """Compact, stable text for a noise level in metric names: 0.01 -> '0.01', 0.0774 -> '0.0774'."""
@@ -17,13 +19,19 @@ DENOISING = {"denoise_si_sdr", "noisy_si_sdr"}  # score priors, at each ladder l
 SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged", "separation_seconds",
               "langevin_steps_per_s", "separation_levels", "si_sdr_oracle_start", "si_sdri_oracle_start",
               "oracle_start_diverged", "likelihood_gap", "likelihood_gap_oracle_start", "si_sdr_supervised",
-              "si_sdri_supervised"}
+              "si_sdri_supervised", "si_sdr_se", "si_sdri_se", "sdr_se", "separation_moved", "excerpt_diverged"}
 ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged", "likelihood_gap_oracle_start"}
 COMPUTE = ("compute_train_steps", "compute_source_samples", "compute_wall_seconds", "compute_cpu_seconds",
            "compute_gpu_seconds")  # what a trial executed so far, cumulative over its stages (study.trial.Compute)
 PLAIN = {*COMPUTE, "auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stages", "stage_sigma",
          "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_source_samples_per_s", "eval_seconds",
          *SEPARATION}
+
+FAMILIES = PLAIN | PER_SOURCE | AT_NOISE | DENOISING
+# A sampler whose chains moved less than this (``separation_moved``: ‖estimates − start‖ / ‖start‖) returned
+# its start, so its scores say nothing about the priors (the quickstart's flows: ~1e-4; a working sampler ≥ 0.1)
+UNCHANGED_BELOW = 1e-2
+LIST_HINT = "--list-metrics shows every metric the trials report"
 
 
 SMOOTHNESS = "logp_drop"  # smoothness: how far log p falls under a little noise
@@ -45,13 +53,13 @@ def metric_problem(name: str, sources, noise_levels, background: bool, noise_con
     """Why a trial with these settings never reports ``name`` (None: it does)."""
     family, _, source = name.partition("/")
     family, _, level = family.partition("@")
-    if family not in PLAIN | PER_SOURCE | AT_NOISE | DENOISING:
-        return f"no metric family {family!r}; trials report {sorted(PLAIN | PER_SOURCE | AT_NOISE | DENOISING)}"
+    if family not in FAMILIES:
+        return f"no metric family {family!r}{did_you_mean(family, FAMILIES)} ({LIST_HINT})"
     if family in DENOISING:
         return None if level and not source else f"{family} is reported per ladder level only: {family}@<σ>"
     if source and (family not in PER_SOURCE or source not in sources):
         return (f"{family} has no per-source form" if family not in PER_SOURCE
-                else f"no source {source!r}; the sources are {list(sources)}")
+                else f"no source {source!r}{did_you_mean(source, sources)}; the sources are {list(sources)}")
     if level:
         shown = {level_name(sigma) for sigma in noise_levels}
         if family not in AT_NOISE:
@@ -73,3 +81,15 @@ def metric_problem(name: str, sources, noise_levels, background: bool, noise_con
     if family in ORACLE and not oracle_start:
         return f"{family} needs separation.oracle_start: true"
     return None
+
+
+def reported_metrics(sources, noise_levels, background: bool, noise_conditional: bool, separation: bool,
+                     oracle_start: bool = True) -> list[str]:
+    """Every metric a trial with these settings reports, in the forms an objective may take (a denoising
+    family's ladder level shown as ``<σ>``)."""
+    levels = [level_name(sigma) for sigma in sorted(noise_levels)]
+    names = [*sorted(PLAIN), *(f"{family}/{source}" for family in sorted(PER_SOURCE) for source in sources),
+             *(f"{family}@{level}" for family in sorted(AT_NOISE) for level in levels)]
+    settings = (sources, noise_levels, background, noise_conditional, separation, oracle_start)
+    return [name for name in names if metric_problem(name, *settings) is None] + [
+        f"{family}@<σ>" for family in sorted(DENOISING)]

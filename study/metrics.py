@@ -1,7 +1,8 @@
 """Discrimination, smoothness and separation metrics as pure functions returning flat, namespaced dicts.
 
 Names (the README's metrics table; what each means and which trials report it: :mod:`study.metric_names`): ``auroc``, ``auroc/<source>``, ``auroc@<σ>``, ``logp_drop@<σ>``,
-``bits_per_sample/<source>``, ``si_sdr``, ``si_sdr/<source>``, ``si_sdri``, ``sdr``, ``sdr/<source>``.
+``bits_per_sample/<source>``, ``si_sdr``, ``si_sdr/<source>``, ``si_sdri``, ``sdr``, ``sdr/<source>``, and each
+separation score's standard error over the mixtures, ``si_sdr_se``, ``si_sdri_se``, ``sdr_se``.
 """
 from __future__ import annotations
 
@@ -83,6 +84,11 @@ def mixture_si_sdr(mixtures: torch.Tensor, references: torch.Tensor) -> torch.Te
     return si_sdr(mixtures.double().unsqueeze(1).expand_as(references), references.double())
 
 
+def standard_error(values: torch.Tensor) -> float:
+    """The standard error of the mean of ``values`` [N] (N ≥ 2): sample standard deviation / √N."""
+    return (values.double().std(unbiased=True) / math.sqrt(len(values))).item()
+
+
 def separation_metrics(estimates: torch.Tensor, references: torch.Tensor, mixtures: torch.Tensor, sources,
                        sdr_filter_length: int = 512) -> dict[str, float]:
     """SI-SDR, SI-SDRi (over the mixture used as every source's estimate) and BSS-Eval v3 SDR, in dB.
@@ -100,6 +106,9 @@ def separation_metrics(estimates: torch.Tensor, references: torch.Tensor, mixtur
         sdr = signal_distortion_ratio(est, ref, filter_length=sdr_filter_length, load_diag=1e-8)
     metrics = {"si_sdr": si.mean().item(), "si_sdri": (si - baseline).mean().item(),
                "si_sdr_mixture": baseline.mean().item(), "sdr": sdr.mean().item()}
+    if len(est) > 1:  # the mixtures are the sample: each score's standard error over them
+        metrics.update({f"{name}_se": standard_error(values.mean(1))
+                        for name, values in (("si_sdr", si), ("si_sdri", si - baseline), ("sdr", sdr))})
     for k, name in enumerate(sources):
         metrics[f"si_sdr/{name}"] = si[:, k].mean().item()
         metrics[f"sdr/{name}"] = sdr[:, k].mean().item()

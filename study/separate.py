@@ -86,6 +86,8 @@ class LangevinResult:
     diverged: str | None = None  # why the chain was abandoned, or None
     level_estimates: list[torch.Tensor] = field(default_factory=list)  # estimates after each level (CPU)
     steps: int = 0
+    moved: float = math.nan  # ‖estimates − start‖ / ‖start‖: how far the chains went from where they started
+
 
 
 def project(s: torch.Tensor, mixture: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -156,6 +158,7 @@ def annealed_langevin(score: ScoreFn, mixture: torch.Tensor, alphas: torch.Tenso
         if result.diverged:
             break
     result.estimates = chains.s
+    result.moved = ((chains.s - chains.start).norm() / chains.start.norm().clamp_min(1e-30)).item()
     return result
 
 
@@ -174,6 +177,7 @@ class Chains:
         self.result = LangevinResult(self.s)
         if self.dirac:
             self.pin_last()
+        self.start = self.s.clone()  # where the chains begin, to tell how far they went
 
     def pin_last(self) -> None:
         """The Dirac rule: the last source is whatever the others leave of the mixture."""

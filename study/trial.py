@@ -36,7 +36,7 @@ from study.data import DataError, build_clips, mix, mixing_weights
 from study.evaluate import evaluate_prior, single_prior_log_likelihood
 from study.leases import Heartbeat, LeaseTable
 from study.lineage import LINEAGES, STATE, announce, announced, same_training
-from study.metric_names import headline_metrics, level_name
+from study.metric_names import UNCHANGED_BELOW, headline_metrics, level_name
 from study.metrics import mixture_si_sdr, separation_metrics, si_sdr
 from study.ood import PooledSources, flac_log_density
 from study.plots import (plot_cross_likelihood, plot_level_trace, plot_likelihood_gap, plot_noise_curve,
@@ -347,17 +347,27 @@ class Trial:
             write_local(scratch / "separation.json", dumps_json(self._run_langevin(levels, scratch)))
 
         self.folder_once(stored, make, "separation", self.out_dir / "separation")
-        if sep.listen_seconds:
-            self.listening_excerpt(levels)
-        return self.store.read_json(f"{stored}/separation.json")
+        metrics = self.store.read_json(f"{stored}/separation.json")
+        if metrics.get("separation_error"):  # said on every run, a stored result's included
+            self.log(f"warning: the separation diverged: no scores ({metrics['separation_error']}); "
+                     "see separation.bound and separation.epsilon")
+        if metrics.get("separation_unchanged"):
+            self.log(f"warning: {metrics['separation_unchanged']}")
+        return {**metrics, **(self.listening_excerpt(levels) if sep.listen_seconds else {})}
 
-    def listening_excerpt(self, levels: list[tuple[float, int]]) -> None:
+    def listening_excerpt(self, levels: list[tuple[float, int]]) -> dict:
         """``separation.listen_seconds`` of one test mixture, separated as such: cut into consecutive crops of
         ``separation.length`` (one batch of the same sampler) and joined back, written beside the scored
-        crops' audio (separation/audio/excerpt). Stored under its own key; it adds no metric."""
+        crops' audio (separation/audio/excerpt). Stored under its own key. Its metric ``excerpt_diverged``
+        (and, when it did, the tag ``study.excerpt_error`` and a console warning) says whether it has audio."""
         stored = f"{self.keys[-1]}/listening/{listening_key(self.cfg, levels, self.keys)}"
-        self.folder_once(stored, functools.partial(self._separate_excerpt, levels), "listening excerpt",
-                         self.out_dir / "separation" / "audio" / "excerpt")
+        folder = self.out_dir / "separation" / "audio" / "excerpt"
+        self.folder_once(stored, functools.partial(self._separate_excerpt, levels), "listening excerpt", folder)
+        if not (folder / "diverged.txt").exists():
+            return {"excerpt_diverged": 0.0}
+        reason = (folder / "diverged.txt").read_text().strip()
+        self.log(f"warning: the listening excerpt diverged: {reason}")
+        return {"excerpt_diverged": 1.0, "excerpt_error": reason}
 
     def _separate_excerpt(self, levels: list[tuple[float, int]], folder: Path) -> None:
         sep, rate = self.cfg.separation, self.test.sample_rate
@@ -430,13 +440,18 @@ class Trial:
                 traces = {"started at the true sources": self._trace(oracle, references, sigmas,
                                                                      "si_sdr_oracle_trace", metrics)}
         if result.diverged:
-            self.log(f"separation diverged: {result.diverged}")
             (folder / "audio").mkdir(parents=True, exist_ok=True)  # where the audio would be, say why there is none
             write_local(folder / "audio" / "diverged.txt", f"no audio: the separation diverged ({result.diverged}); "
                                                            f"see separation.bound and separation.epsilon\n")
             return {**metrics, "separation_error": result.diverged}
         estimates = result.estimates.cpu()
-        metrics.update(separation_metrics(estimates, references, mixtures, clips.sources))
+        metrics.update(separation_metrics(estimates, references, mixtures, clips.sources),
+                       separation_moved=result.moved)
+        if result.moved < UNCHANGED_BELOW:
+            metrics["separation_unchanged"] = (
+                f"the sampler left its start ({INIT_NAMES[sep.init]}) almost unchanged (relative change "
+                f"{result.moved:.2g}): its scores are the start's, not the priors'; raise separation.epsilon or "
+                "steps_per_level")
         label = f"started at {INIT_NAMES[sep.init]}"
         held = {label: (result, ""), **held}
         traces = {label: self._trace(result, references, sigmas, "si_sdr_trace", metrics), **traces}

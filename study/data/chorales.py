@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-VOICES = ("soprano", "alto", "tenor", "bass")
+from .layouts import CHORALE_VOICES
 TEST_FRACTION = 0.15
 TEMPO_BPM = (60.0, 80.0)  # chorale tempi, drawn per piece
 LEVEL_SPREAD_DB = 1.0  # per-note level variation (standard deviation)
@@ -139,11 +139,11 @@ def chorale_notes(piece: str, tempo_bpm: float) -> dict[str, list[Note]] | None:
     from music21 import corpus
 
     parts = {part.id.lower(): part for part in corpus.parse(piece).parts}
-    if sorted(parts) != sorted(VOICES):
+    if sorted(parts) != sorted(CHORALE_VOICES):
         return None
     seconds_per_quarter = 60.0 / tempo_bpm
     voices = {}
-    for voice in VOICES:
+    for voice in CHORALE_VOICES:
         part = parts[voice].stripTies()
         voices[voice] = [Note(float(n.offset) * seconds_per_quarter, float(n.quarterLength) * seconds_per_quarter,
                               float(n.pitch.midi))
@@ -161,7 +161,7 @@ def render_piece(piece: str, sample_rate: int, seed: int) -> tuple[dict[str, np.
     end = max(n.start + n.duration for voice in notes.values() for n in voice)
     length = int((end + 0.5) * sample_rate)
     stems = {}
-    for voice in VOICES:
+    for voice in CHORALE_VOICES:
         audio = np.zeros(length)
         for note in notes[voice]:
             rendered = render_note(note, INSTRUMENTS[voice], sample_rate, rng)
@@ -177,7 +177,7 @@ def build(out: Path, pieces: int, sample_rate: int, seed: int, log=print) -> dic
     available = corpus_chorales()
     order = [available[i] for i in np.random.default_rng(seed).permutation(len(available))]
     tests = max(1, round(TEST_FRACTION * pieces))
-    manifest = {"seed": seed, "sample_rate": sample_rate, "voices": list(VOICES),
+    manifest = {"seed": seed, "sample_rate": sample_rate, "voices": list(CHORALE_VOICES),
                 "instruments": {voice: asdict(instrument) for voice, instrument in INSTRUMENTS.items()},
                 "pieces": {}}
     seconds = {"train": 0.0, "test": 0.0}

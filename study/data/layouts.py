@@ -19,6 +19,7 @@ from .errors import DataError
 TOY_SOURCES = ("sin", "square", "saw", "triangle")  # the generated oscillators of study.data.toy
 MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
 SLAKH_SOURCES = ("bass", "drums", "guitar", "piano")  # MSDM's four
+CHORALE_VOICES = ("soprano", "alto", "tenor", "bass")  # the stems study.data.chorales renders
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,29 @@ def track_folders(root: Path, split: str) -> list[Path]:
     if not tracks:
         raise DataError(split_dir, "no track folders")
     return tracks
+
+
+def missing_data(cfg) -> str | None:
+    """Why the folders a :class:`study.config.DataConfig` reads are not there, in one line naming the path (and,
+    for the chorales' voices, the command that renders them); None when every split has tracks with audio.
+    Reads file names and sizes only (no audio, no torch), so a sweep can ask before Ray starts."""
+    if cfg.kind == "toy":
+        return None
+    root, sources = Path(cfg.root).expanduser(), source_names(cfg)
+    try:
+        if not root.is_dir():
+            raise DataError(root, "dataset root does not exist")
+        for split in dict.fromkeys((cfg.train_split, cfg.test_split)):
+            for folder in track_folders(root, split):
+                files = [folder / f"{source}.wav" for source in sources] if cfg.kind == "stems" else [
+                    folder / "metadata.yaml", *sorted((folder / "stems").glob("*.flac"))[:1]]
+                for path in files:
+                    if not path.is_file() or path.stat().st_size == 0:
+                        raise DataError(path, "missing" if not path.exists() else "empty file")
+                if cfg.kind == "slakh" and len(files) < 2:
+                    raise DataError(folder / "stems", "no .flac stems")
+    except DataError as error:
+        render = (f"; render it with: python -m study.data.chorales --out {cfg.root}"
+                  if tuple(sources) == CHORALE_VOICES else "")
+        return f"{error}{render}"
+    return None

@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 
 from study.configio import ConfigError, bounded, load_tree, set_path, validate
-from study.sweep.config import SweepConfig, validate_space
+from study.sweep.config import SweepConfig, sweep_metrics, validate_space
 from study.sweep.plan import describe
 
 EXIT_CONFIG = 2
 
 
 def load_sweep(path: Path, overrides: list[str], tracking_uri: str | None = None, storage: str | None = None,
-               max_concurrent: int | None = None) -> SweepConfig:
+               max_concurrent: int | None = None, objectives: bool = True) -> SweepConfig:
     tree = load_tree(path, overrides)
     flags = {"mlflow.tracking_uri": ("--tracking-uri", tracking_uri), "storage": ("--storage", storage),
              "max_concurrent": ("--max-concurrent", max_concurrent)}
@@ -28,7 +28,7 @@ def load_sweep(path: Path, overrides: list[str], tracking_uri: str | None = None
         if value is not None:
             set_path(tree, key, value, where=flag)
     sweep = validate(SweepConfig, tree, str(path))
-    validate_space(sweep)
+    validate_space(sweep, objectives)
     return sweep
 
 
@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run a study of generative audio priors with Ray Tune and MLflow.")
     parser.add_argument("sweep", type=Path, help="sweep YAML (see sweeps/)")
     parser.add_argument("--dry-run", action="store_true", help="print the trials and exit without starting Ray")
+    parser.add_argument("--list-metrics", action="store_true",
+                        help="print every metric the sweep's trials report (what objectives may name) and exit")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted sweep (the default if one exists)")
     group.add_argument("--restart", action="store_true", help="discard saved sweep state and start over")
@@ -46,10 +48,14 @@ def main(argv=None) -> int:
     parser.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
     args = parser.parse_args(argv)
     try:
-        sweep = load_sweep(args.sweep, args.overrides, args.tracking_uri, args.storage, args.max_concurrent)
+        sweep = load_sweep(args.sweep, args.overrides, args.tracking_uri, args.storage, args.max_concurrent,
+                           objectives=not args.list_metrics)
     except ConfigError as error:
         print(f"error: {bounded(str(error))}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.list_metrics:
+        print("\n".join(sweep_metrics(validate_space(sweep, objectives=False))))
+        return 0
     print(describe(sweep))
     if args.dry_run:
         return 0

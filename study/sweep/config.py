@@ -240,7 +240,7 @@ def checked_assignments(sweep: SweepConfig) -> list[dict[str, Any]]:
     return singles + sampled
 
 
-def validate_space(sweep: SweepConfig) -> list[TrialConfig]:
+def validate_space(sweep: SweepConfig, objectives: bool = True) -> list[TrialConfig]:
     """Validate the trials the sweep can produce (see :func:`checked_assignments`) against the trial schema,
     and its objectives against the metrics they report; raise ConfigError naming the field paths, and the
     combinations where they fail. Returns the validated trial configs."""
@@ -261,8 +261,9 @@ def validate_space(sweep: SweepConfig) -> list[TrialConfig]:
                 message += f"\n  (in trials with {'; '.join(where[:3])}{more})"
             lines.append(message)
         raise ConfigError("invalid trial configuration\n" + "\n".join(lines))
-    check_objectives(sweep, configs)
-    check_rungs(sweep, configs)
+    if objectives:
+        check_objectives(sweep, configs)
+        check_rungs(sweep, configs)
     return configs
 
 
@@ -283,18 +284,29 @@ def check_rungs(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
                           f"grace_period below {stages}")
 
 
+def metric_settings(cfg: TrialConfig) -> tuple:
+    """What decides which metrics a trial reports (the arguments of :mod:`study.metric_names`' checks)."""
+    from study.data.layouts import source_names
+
+    return (source_names(cfg.data), cfg.evaluation.noise_levels, cfg.evaluation.background, cfg.noise_conditional,
+            cfg.separation.enabled, cfg.separation.oracle_start)
+
+
+def sweep_metrics(configs: list[TrialConfig]) -> list[str]:
+    """Every metric at least one of the trials reports, in the order of :func:`reported_metrics`."""
+    from study.metric_names import reported_metrics
+
+    return list(dict.fromkeys(name for cfg in configs for name in reported_metrics(*metric_settings(cfg))))
+
+
 def check_objectives(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
     """Every objective (and the ASHA metric) must be a metric that at least one trial reports."""
-    from study.data.layouts import source_names
     from study.metric_names import metric_problem
 
     named = {f"search.objectives.{name}": name for name in sweep.search.objectives}
     if sweep.scheduler.metric:
         named["scheduler.metric"] = sweep.scheduler.metric
     for field, name in named.items():
-        problems = [metric_problem(name, source_names(cfg.data), cfg.evaluation.noise_levels,
-                                   cfg.evaluation.background, cfg.noise_conditional, cfg.separation.enabled,
-                                   cfg.separation.oracle_start)
-                    for cfg in configs]
+        problems = [metric_problem(name, *metric_settings(cfg)) for cfg in configs]
         if all(problems):
             raise ConfigError(f"{field}: no trial reports {excerpt(name)}: {problems[0]}")

@@ -37,13 +37,12 @@ from study.sweep.frontier import log_frontier  # noqa: E402
 from study.sweep.labels import labelled, varied_settings  # noqa: E402
 from study.sweep.leases import start_lease_actor  # noqa: E402
 from study.sweep.live import LiveFrontier  # noqa: E402
-from study.sweep.plan import unfit  # noqa: E402
+from study.sweep.plan import data_problems, unfit  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
-from study.sweep.tracking import (KILLED_TAG, ROLE_TAG, STOPPED_TAG, SWEEP_TAG, TRIAL_TAG,  # noqa: E402
-                                  absolute_tracking_uri, child_runs,
-                                  client_for, close_dangling, default_artifact_location, ensure_experiment,
-                                  find_run, flatten, open_parent, redacted,
-                                  unreachable)
+from study.sweep.tracking import (KILLED_TAG, REPLACED_TAG, ROLE_TAG, STOPPED_TAG, SWEEP_TAG,  # noqa: E402
+                                  TRIAL_TAG, absolute_tracking_uri, child_runs, client_for, close_dangling,
+                                  default_artifact_location, ensure_experiment, find_run, open_parent, redacted,
+                                  retire_earlier_parents, unreachable)
 from study.sweep.trainable import TrialContext, trial_config, tune_trial  # noqa: E402
 from study.sweep.tuning import console_reporter, param_space, search_algorithm, trial_scheduler  # noqa: E402
 
@@ -105,6 +104,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     """Run (``auto``: resume if this sweep's state exists, else start), ``resume`` or ``restart`` a sweep.
     ``resume_command`` is what the user is told to run after an interruption."""
     started = time.perf_counter()
+    check_data(sweep, log)
     root = storage_root(sweep)
     experiment_path = f"{root}/{sweep.name}"
     can_restore = tune.Tuner.can_restore(experiment_path)
@@ -142,6 +142,10 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
             return done
     parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
     log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
+    if not restore:
+        for earlier in retire_earlier_parents(client, experiment_id, sweep.name, parent_id):
+            log(f"the earlier sweep run {earlier} is kept as '{sweep.name} (replaced)' with its trials "
+                f"(tag {REPLACED_TAG} = {parent_id}); this sweep's run is {parent_id}")
     context = trial_context(sweep, uri, experiment_id, parent_id, root)
     announce_lengths(sweep, context)
     if context.lease_actor:  # outlives the sweep: other sweeps on this storage and cluster may share it
@@ -183,6 +187,17 @@ class SweepCrashed(RuntimeError):
     def __init__(self, message: str, summary: SweepSummary):
         super().__init__(message)
         self.summary = summary
+
+
+def check_data(sweep: SweepConfig, log) -> None:
+    """Every data folder the trials read is here and holds audio, checked before Ray starts: one line naming the
+    path otherwise (exit 2). On a cluster the nodes may hold data this machine does not: a warning only."""
+    problems = data_problems(sweep)
+    if problems and not sweep.ray.address:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"data.root: {problems[0]}{more}")
+    for problem in problems:
+        log(f"warning: data.root: {problem} (not on this machine; the cluster's nodes must have it)")
 
 
 MIN_FREE_BYTES = 256 << 20  # below this a stage checkpoint or Tune's state may not fit
@@ -234,12 +249,26 @@ def check_unchanged(sweep: SweepConfig, experiment_path: str) -> None:
     saved = StageStore(experiment_path).read_bytes(FINGERPRINT)
     if saved is None:
         return
-    before, now = flatten(json.loads(saved)), flatten(fingerprint(sweep))
-    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    changed = changed_settings(json.loads(saved), fingerprint(sweep))
     if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise ConfigError(f"sweep {sweep.name!r} changed since its saved state ({shown}); run it with --restart "
                           "to start it again (finished stages are still reused from the stage store)")
+
+
+def changed_settings(before, now, path: str = "") -> list[str]:
+    """The field paths where two settings trees differ, compared as data: mappings by key whatever their order,
+    lists item by item (a grid of mappings included), numbers by value (1 == 1.0, as JSON reads them)."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        return sorted(name for key in before.keys() | now.keys()
+                      for name in changed_settings(before.get(key), now.get(key), f"{path}{key}."))
+    if isinstance(before, list) and isinstance(now, list) and len(before) == len(now):
+        return [path.rstrip(".")] if any(changed_settings(b, n) for b, n in zip(before, now)) else []
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    same = before == now and (type(before) is type(now) or number(before) and number(now))
+    return [] if same else [path.rstrip(".") or "the settings"]
 
 
 def close_crashed(client: MlflowClient, summary: SweepSummary, reason: str, log, resume_command: str) -> None:
@@ -390,7 +419,14 @@ def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary,
     if not interrupted:  # never a frontier from a partial sweep
         log_frontier(client, summary.experiment_id, summary.parent_run_id, sweep.search.objectives, log=log,
                      reference_point=sweep.search.reference_point, settings=sorted(varied_settings(sweep)))
-    client.set_terminated(summary.parent_run_id, "KILLED" if interrupted else "FINISHED")
+    if interrupted:
+        client.set_terminated(summary.parent_run_id, "KILLED")
+    elif summary.failed and not summary.finished:  # nothing to show: the sweep failed, whatever each trial says
+        client.set_tag(summary.parent_run_id, "study.error", f"every trial failed ({summary.failed}); "
+                                                             "the reasons are on the trials' runs (tag study.error)")
+        client.set_terminated(summary.parent_run_id, "FAILED")
+    else:
+        client.set_terminated(summary.parent_run_id, "FINISHED")
 
 
 def mark_stopped_early(sweep: SweepConfig, client: MlflowClient, children, root: str) -> int:

@@ -27,17 +27,18 @@ import pandas as pd  # noqa: E402
 from study.plots import save_figure  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-from study.metric_names import COMPUTE, SMOOTHNESS  # noqa: E402
+from study.configio import did_you_mean  # noqa: E402
+from study.metric_names import COMPUTE, SMOOTHNESS, UNCHANGED_BELOW  # noqa: E402
 from study.sweep.cost import log_cost  # noqa: E402
 from study.sweep.importance import log_importances  # noqa: E402
 from study.sweep.interactive import colour_by, write_page  # noqa: E402
 from study.sweep.tracking import (ROLE_TAG, STOPPED_TAG, child_runs, client_for, find_run, mlflow_name,  # noqa: E402
-                                  redacted)
+                                  redacted, study_name)
 
-CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_mixture",
+CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdri_se", "separation_moved", "si_sdr_mixture",
                    "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start", "si_sdr_supervised",
                    "si_sdri_supervised", "likelihood_gap", *COMPUTE)
-NOT_SCORES = ("run", "run_id", "status", "target_sigma", "schedule", "stage_key", "logged_at", "stopped_early",
+NOT_SCORES = ("run", "run_id", "status", "target_sigma", "schedule", "stage_key", "logged_at", "stopped_early", "vs_nothing",
               *COMPUTE)
 UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", SMOOTHNESS: "nats/sample"}
 MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
@@ -50,11 +51,6 @@ def pareto_mask(values: np.ndarray, directions) -> np.ndarray:
     at_least = (v[None, :, :] >= v[:, None, :]).all(-1)  # [i, j]: j is at least as good as i everywhere
     better = (v[None, :, :] > v[:, None, :]).any(-1)
     return ~(at_least & better).any(1)
-
-
-def stage_table(client, experiment_id: str, parent_id: str, metrics) -> pd.DataFrame:
-    """One row per stage (a stage shared by trials once) with the architecture, schedule and target σ."""
-    return once_per_stage(stage_rows(client, experiment_id, parent_id, metrics))
 
 
 def stage_rows(client, experiment_id: str, parent_id: str, metrics) -> pd.DataFrame:
@@ -123,6 +119,40 @@ def smoothness_column(table: pd.DataFrame) -> str | None:
     """The smoothness objective in ``table``: ``logp_drop@<σ>`` at the smallest σ the trials report."""
     levels = [column for column in table if str(column).startswith(f"{SMOOTHNESS}@")]
     return min(levels, key=lambda column: float(column.partition("@")[2])) if levels else None
+
+
+def frontier_table(rows: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
+    """The frontier's table from :func:`stage_rows`: a shared stage once, the Pareto set marked, and each
+    separation judged against doing nothing."""
+    table = with_pareto(once_per_stage(rows), objectives)
+    if "si_sdri" in table:
+        table["vs_nothing"] = [versus_nothing(row) for _, row in table.iterrows()]
+    return table
+
+
+SIGNIFICANT_SE = 2.0  # a separation differs from doing nothing when its SI-SDRi is this many standard errors away
+
+
+def versus_nothing(row: pd.Series) -> str | None:
+    """What a stage's separation says against doing nothing (SI-SDRi 0), given its spread over the mixtures."""
+    gain, se, moved = (row.get(name, float("nan")) for name in ("si_sdri", "si_sdri_se", "separation_moved"))
+    if pd.isna(gain):
+        return None
+    if moved < UNCHANGED_BELOW:
+        return f"start returned unchanged (moved {moved:.1g})"
+    if pd.isna(se):
+        return "one mixture: no spread"
+    if abs(gain) < SIGNIFICANT_SE * se:
+        return "indistinguishable from doing nothing"
+    return "better than doing nothing" if gain > 0 else "worse than doing nothing"
+
+
+def verdict_notes(table: pd.DataFrame) -> list[str]:
+    """One line per kind of Pareto point whose separation is not better than doing nothing, naming its runs."""
+    verdicts = table[table["pareto"]]["vs_nothing"].dropna() if "vs_nothing" in table else pd.Series(dtype=str)
+    return [f"{len(runs)} Pareto point(s): {verdict} (SI-SDRi against {SIGNIFICANT_SE:g} standard errors over the "
+            "mixtures): " + ", ".join(table.loc[runs, "run"].astype(str))
+            for verdict, runs in verdicts.groupby(verdicts).groups.items() if verdict != "better than doing nothing"]
 
 
 def with_pareto(table: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
@@ -195,19 +225,19 @@ def draw_baseline(ax, table: pd.DataFrame, x: str, y: str) -> None:
             line(level, color="tab:purple", ls="-.", lw=1.2, label=f"supervised ConvTasNet ({level:.2f} dB)")
 
 
-def draw_oracle_start(ax, table: pd.DataFrame, x: str, y: str) -> None:
-    """Beside each separation score, the same sampler started at the true sources (hollow, joined to it): a
-    prior that holds the truth while the mixture start stays low says global inference is what fails."""
+def draw_oracle_start(ax, table: pd.DataFrame, x: str, y: str) -> bool:
+    """The same samplers started at the true sources, on a panel of their own (their scores, tens of dB
+    above the real ones, would squash the frontier's range): a prior that holds the truth while the mixture
+    start stays low says global inference is what fails. False when the sweep has none to draw."""
     oracle = {"si_sdr": "si_sdr_oracle_start", "si_sdri": "si_sdri_oracle_start"}.get(y)
-    if oracle is None or oracle not in table or x not in table:
-        return
-    points = table.dropna(subset=[x, oracle])
+    points = table.dropna(subset=[x, oracle]) if oracle in table and x in table else table.iloc[0:0]
     if points.empty:
-        return
-    ax.scatter(points[x], points[oracle], facecolors="none", edgecolors="tab:green", s=50,
-               label="same sampler started at the true sources")
-    for _, row in points.dropna(subset=[y]).iterrows():
-        ax.plot([row[x], row[x]], [row[y], row[oracle]], color="tab:green", lw=0.6, alpha=0.5)
+        return False
+    scatter(ax, points, x, oracle)
+    ax.set_title("started at the true sources", fontsize=9)
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"{oracle} (dB)")
+    return True
 
 
 def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -> bool:
@@ -215,17 +245,19 @@ def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -
     points = table.dropna(subset=[x, y]) if x in table and y in table else table.iloc[0:0]
     if points.empty:
         return False
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    fig, (ax, oracle_ax) = plt.subplots(1, 2, figsize=(10.5, 5.5), gridspec_kw={"width_ratios": [3, 1.2]})
     scatter(ax, points, x, y)
     front = points[points["pareto"]].sort_values(x)
     ax.plot(front[x], front[y], "k--", lw=1, label="Pareto set")
     draw_baseline(ax, table, x, y)
-    draw_oracle_start(ax, table, x, y)
     mark_diverged(ax, table, x, y)
     ax.set_xlabel(axis_label(x, objectives))
     ax.set_ylabel(axis_label(y, objectives))
-    ax.set_title(f"Study frontier: {x} ({objectives.get(x, '')}) vs {y} ({objectives.get(y, '')}), one point per stage")
+    ax.set_title(f"Study frontier: {x} ({objectives.get(x, '')}) vs {y} ({objectives.get(y, '')}), one point per stage",
+                 fontsize=10)
     ax.legend(fontsize=8)
+    if not draw_oracle_start(oracle_ax, table, x, y):
+        oracle_ax.remove()
     return save_figure(fig, path)
 
 
@@ -251,10 +283,7 @@ def format_table(table: pd.DataFrame, objectives) -> str:
         return "Pareto set: empty (no trial reported every objective)"
     text = "Pareto set over " + ", ".join(f"{k} ({v})" for k, v in objectives.items()) + ":\n" + \
         shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-    if "si_sdri" in shown and (shown["si_sdri"] < 0).any():
-        worse = shown[shown["si_sdri"] < 0]
-        text += (f"\n{len(worse)} of these separate worse than doing nothing (si_sdri < 0): "
-                 + ", ".join(worse["run"].astype(str)))
+    text += "".join(f"\n{line}" for line in verdict_notes(table))
     stopped = table[table["pareto"] & table["stopped_early"].notna()] if "stopped_early" in table else table.iloc[:0]
     if len(stopped):
         text += (f"\n{len(stopped)} of these come from trials stopped early (their last stage): "
@@ -279,7 +308,7 @@ def log_frontier(client, experiment_id: str, parent_id: str, objectives: dict[st
     the sweep's own record at the top (``artifact_path`` None, from the driver, with the supervised reference
     as a metric), or under ``artifact_path`` (another view, which never touches the sweep's record)."""
     rows = stage_rows(client, experiment_id, parent_id, list(objectives))
-    table = with_pareto(once_per_stage(rows), objectives)
+    table = frontier_table(rows, objectives)
     log(format_table(table, objectives))
     for reference in ("si_sdr_supervised", "si_sdri_supervised"):  # one separator per sweep: on its run
         if artifact_path is None and reference in table and table[reference].notna().any():
@@ -303,7 +332,7 @@ def log_views(client, parent_id: str, table: pd.DataFrame, objectives: dict[str,
     for name, made in (("frontier.png", plot_frontier(folder / "frontier.png", table, objectives)),
                        ("dilemma.png", plot_dilemma(folder / "dilemma.png", table)),
                        ("frontier.html", write_page(folder / "frontier.html", table, objectives,
-                                                    smoothness_column(table)))):
+                                                    smoothness_column(table), verdict_notes(table)))):
         if made:
             client.log_artifact(parent_id, str(folder / name), artifact_path)
 
@@ -315,7 +344,7 @@ def refresh_frontier(client, experiment_id: str, parent_id: str, objectives: dic
     if rows.empty:
         return False
     with tempfile.TemporaryDirectory() as tmp:
-        log_views(client, parent_id, with_pareto(once_per_stage(rows), objectives), objectives, Path(tmp))
+        log_views(client, parent_id, frontier_table(rows, objectives), objectives, Path(tmp))
     return True
 
 
@@ -346,18 +375,25 @@ def sweep_of(client, name: str, uri: str):
     return experiment, parent
 
 
+def logged_metrics(client, sweeps) -> list[str]:
+    """Every metric the trials of these sweeps logged, as objectives name them (``auroc@0.01``)."""
+    names = {key for experiment, parent in sweeps
+             for run in child_runs(client, experiment.experiment_id, parent.info.run_id) for key in run.data.metrics}
+    return sorted(map(study_name, names))
+
+
 def across(client, sweeps, objectives: dict[str, str], out: Path) -> pd.DataFrame:
     """One frontier over several experiments' stages, coloured by experiment, written to the folder ``out``
     (it belongs to none of their runs): the table, frontier.png, dilemma.png and frontier.html."""
-    tables = [once_per_stage(stage_rows(client, experiment.experiment_id, parent.info.run_id, list(objectives)))
+    tables = [stage_rows(client, experiment.experiment_id, parent.info.run_id, list(objectives))
               .assign(experiment=experiment.name) for experiment, parent in sweeps]
-    table = with_pareto(pd.concat([t for t in tables if not t.empty], ignore_index=True), objectives)
+    table = frontier_table(pd.concat([t for t in tables if not t.empty], ignore_index=True), objectives)
     print(format_table(table, objectives))
     out.mkdir(parents=True, exist_ok=True)
     summary_table(table, objectives).to_csv(out / SUMMARY, index=False, float_format="%.4g")
     plot_frontier(out / "frontier.png", table, objectives)
     plot_dilemma(out / "dilemma.png", table)
-    write_page(out / "frontier.html", table, objectives, smoothness_column(table))
+    write_page(out / "frontier.html", table, objectives, smoothness_column(table), verdict_notes(table))
     return table
 
 
@@ -370,6 +406,8 @@ def main(argv=None) -> int:
     parser.add_argument("--objectives", nargs="+", default=["auroc:max", "si_sdr:max"], metavar="METRIC:max|min")
     parser.add_argument("--out", type=Path, help="several experiments: the folder to write to "
                                                  "(default frontier_<experiments>)")
+    parser.add_argument("--list-metrics", action="store_true",
+                        help="print every metric the experiments' trials logged (what --objectives may name) and exit")
     args = parser.parse_args(argv)
     names = list(dict.fromkeys([*([args.experiment] if args.experiment else []), *args.experiments]))
     if not names:
@@ -387,6 +425,16 @@ def main(argv=None) -> int:
         return 2
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    logged = logged_metrics(client, sweeps)
+    if args.list_metrics:
+        print("\n".join(logged))
+        return 0
+    unknown = [name for name in objectives if name not in logged]
+    if unknown:
+        print(f"error: --objectives: no trial of {', '.join(map(repr, names))} logged {unknown[0]!r}"
+              f"{did_you_mean(unknown[0], logged)} (--list-metrics shows all {len(logged)} they logged)",
+              file=sys.stderr)
         return 2
     if len(sweeps) > 1:
         out = args.out or Path("frontier_" + "+".join(names))

@@ -4,6 +4,7 @@ chains started at the true sources on a panel of their own (so they do not squas
 parallel coordinates over the objectives and settings, and the discriminative-versus-smooth scatter."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 HOVER = ["experiment", "run", "stage", "stage_sigma", "architecture", "schedule", "target_sigma", "shared_by", "si_sdri",
-         "likelihood_gap", "stopped_early"]
+         "si_sdri_se", "vs_nothing", "likelihood_gap", "stopped_early"]
+MARKER_SIZE = 11  # px: Plotly's default 6 is hard to find and to hover
 
 
 def colour_by(table: pd.DataFrame) -> str | None:
@@ -19,8 +21,16 @@ def colour_by(table: pd.DataFrame) -> str | None:
     return next((c for c in ("experiment", "architecture") if c in table), None)
 
 
-def hover_columns(table: pd.DataFrame, objectives) -> list[str]:
-    return [c for c in dict.fromkeys([*HOVER, *objectives]) if c in table]
+def hover_columns(table: pd.DataFrame, objectives) -> dict[str, str | bool]:
+    """The columns a hover box shows, numbers with 4 significant digits (Plotly's d3 format)."""
+    return {c: ":.4g" if pd.api.types.is_float_dtype(table[c]) else True
+            for c in dict.fromkeys([*HOVER, *objectives]) if c in table}
+
+
+def styled(fig: go.Figure) -> go.Figure:
+    """Markers large enough to see and hover, outlined so that overlapping points stay apart."""
+    fig.update_traces(selector={"mode": "markers"}, marker={"size": MARKER_SIZE, "line": {"width": 1, "color": "white"}})
+    return fig
 
 
 def front_figure(table: pd.DataFrame, objectives: dict[str, str]) -> go.Figure | None:
@@ -37,7 +47,7 @@ def front_figure(table: pd.DataFrame, objectives: dict[str, str]) -> go.Figure |
     if "si_sdr_mixture" in shown and y == "si_sdr" and shown["si_sdr_mixture"].notna().any():
         baseline = float(shown["si_sdr_mixture"].mean())
         fig.add_hline(y=baseline, line_dash="dash", annotation_text="doing nothing (the mixture as every estimate)")
-    return fig
+    return styled(fig)
 
 
 def oracle_figure(table: pd.DataFrame, objectives: dict[str, str]) -> go.Figure | None:
@@ -46,42 +56,51 @@ def oracle_figure(table: pd.DataFrame, objectives: dict[str, str]) -> go.Figure 
         return None
     x = next(iter(objectives))
     shown = table.dropna(subset=["si_sdri_oracle_start"])
-    return px.scatter(shown, x=x, y="si_sdri_oracle_start", hover_data=hover_columns(shown, objectives),
-                      color=colour_by(shown),
-                      title="Started at the true sources: does the prior hold them? (SI-SDRi, dB)")
+    return styled(px.scatter(shown, x=x, y="si_sdri_oracle_start", hover_data=hover_columns(shown, objectives),
+                             color=colour_by(shown),
+                             title="Started at the true sources: does the prior hold them? (SI-SDRi, dB)"))
 
 
 def parallel_figure(table: pd.DataFrame, objectives: dict[str, str]) -> go.Figure | None:
+    """Settings and objectives on parallel axes; the architecture (text) as an axis of its own, its families
+    numbered in alphabetical order."""
     numeric = [c for c in dict.fromkeys(["target_sigma", "stage_sigma", "stage", *objectives,
                                          "si_sdri", "likelihood_gap"])
                if c in table and pd.api.types.is_numeric_dtype(table[c]) and table[c].notna().any()]
     first = next(iter(objectives))
     if len(numeric) < 2 or first not in numeric:
         return None
-    return px.parallel_coordinates(table.dropna(subset=[first]), dimensions=numeric, color=first,
-                                   title=f"Settings and objectives, coloured by {first}")
+    shown = table.dropna(subset=[first])
+    dimensions = [{"label": c, "values": shown[c]} for c in numeric]
+    if "architecture" in shown and shown["architecture"].notna().any():
+        families = sorted(shown["architecture"].dropna().unique())
+        dimensions.insert(0, {"label": "architecture", "values": shown["architecture"].map(families.index),
+                              "tickvals": list(range(len(families))), "ticktext": families})
+    return go.Figure(go.Parcoords(line={"color": shown[first], "colorscale": "Viridis", "showscale": True},
+                                  dimensions=dimensions),
+                     layout={"title": f"Settings and objectives, coloured by {first}"})
 
 
 def dilemma_figure(table: pd.DataFrame, smooth: str | None, objectives) -> go.Figure | None:
     if smooth is None or "auroc" not in table or table.dropna(subset=["auroc", smooth]).empty:
         return None
     shown = table.dropna(subset=["auroc", smooth])
-    return px.scatter(shown, x=smooth, y="auroc", color=colour_by(shown),
-                      hover_data=hover_columns(shown, objectives),
-                      title="Discriminative (auroc) versus smooth (log p drop under a little noise)")
+    return styled(px.scatter(shown, x=smooth, y="auroc", color=colour_by(shown),
+                             hover_data=hover_columns(shown, objectives),
+                             title="Discriminative (auroc) versus smooth (log p drop under a little noise)"))
 
 
-def write_page(path: Path, table: pd.DataFrame, objectives: dict[str, str], smooth: str | None) -> bool:
-    """Write ``frontier.html`` (Plotly's script inlined once: it opens without a network)."""
+def write_page(path: Path, table: pd.DataFrame, objectives: dict[str, str], smooth: str | None,
+               notes: list[str] = ()) -> bool:
+    """Write ``frontier.html`` (Plotly's script inlined once: it opens without a network), with ``notes`` (what
+    the reader must know before trusting a point, e.g. separations no better than doing nothing) on top."""
     figures = [f for f in (front_figure(table, objectives), oracle_figure(table, objectives),
                            parallel_figure(table, objectives), dilemma_figure(table, smooth, objectives))
                if f is not None]
     if not figures:
         return False
     parts = [figure.to_html(full_html=False, include_plotlyjs=i == 0) for i, figure in enumerate(figures)]
-    worse = table[table.get("pareto", False) & (table["si_sdri"] < 0)] if "si_sdri" in table else table.iloc[:0]
-    note = ("" if worse.empty else f"<p><b>{len(worse)} Pareto point(s) separate worse than doing nothing</b> "
-            f"(SI-SDRi &lt; 0): {', '.join(worse['run'].astype(str))}</p>")
+    shown = "".join(f"<p><b>{html.escape(note)}</b></p>" for note in notes)
     path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Study frontier</title></head><body>"
-                    + note + "".join(parts) + "</body></html>", encoding="utf-8")
+                    + shown + "".join(parts) + "</body></html>", encoding="utf-8")
     return True

@@ -49,16 +49,20 @@ def machine_warnings(sweep: SweepConfig) -> list[str]:
             f"this machine has {machine['CPU']:g} CPU and {machine['GPU']:g} GPU ({where})"]
 
 
+def data_problems(sweep: SweepConfig) -> list[str]:
+    """Every data folder the sweep's trials read that is missing here or holds no audio, one line each
+    (:func:`study.data.layouts.missing_data`)."""
+    from study.data.layouts import missing_data
+    from study.sweep.config import validate_space
+
+    data = {cfg.data.model_dump_json(): cfg.data for cfg in validate_space(sweep)}
+    return sorted({problem for cfg in data.values() if (problem := missing_data(cfg))})
+
+
 def data_warnings(sweep: SweepConfig) -> list[str]:
-    """A data folder that does not exist here (a warning only: on a cluster the nodes may have it)."""
-    from pathlib import Path
-
-    from study.config import TrialConfig
-
-    points = sweep.grid_points() if all(d.kind == "grid" for d in sweep.space.values()) else [{}]
-    roots = {TrialConfig.model_validate(trial_tree(sweep.base, point)).data.root for point in points}
-    return [f"warning: data.root {root} does not exist on this machine (trials reading it will fail here)"
-            for root in sorted(r for r in roots if r is not None and not Path(r).expanduser().is_dir())]
+    """What --dry-run says of the data: a local sweep would stop on it, a cluster's nodes may have it."""
+    where = "the cluster's nodes may have it" if sweep.ray.address else "a local sweep stops here"
+    return [f"warning: data.root: {problem} ({where})" for problem in data_problems(sweep)]
 
 
 def describe_precision(sweep: SweepConfig) -> str:

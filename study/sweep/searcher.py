@@ -14,7 +14,7 @@ from typing import Callable
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from study.configio import ConfigError
+from study.configio import ConfigError, did_you_mean
 from study.sweep.config import Dimension, SweepConfig
 
 
@@ -60,7 +60,7 @@ def earlier_trials(sweep: SweepConfig, client, uri: str) -> tuple[list[tuple[dic
     read back into this sweep's space, and how many finished trials did not fit it (a setting outside the
     space, an objective missing). Raises ConfigError, before Ray starts, when the experiment does not exist
     or a setting of this space cannot be read from its runs at all."""
-    from study.sweep.tracking import ROLE_TAG, mlflow_name, redacted
+    from study.sweep.tracking import ROLE_TAG, mlflow_name, redacted, study_name
 
     name = sweep.search.warm_start
     experiment = client.get_experiment_by_name(name)
@@ -74,6 +74,11 @@ def earlier_trials(sweep: SweepConfig, client, uri: str) -> tuple[list[tuple[dic
         if key == "variant" or not any(key in run.data.params for run in runs):
             raise ConfigError(f"search.warm_start: the trials of {name!r} do not record {key!r} (space.{key}), so "
                               "their settings cannot be mapped onto this sweep's space")
+    logged = {study_name(key) for run in runs for key in run.data.metrics}
+    for objective in sweep.search.objectives:
+        if objective not in logged:
+            raise ConfigError(f"search.warm_start: no finished trial of {name!r} logged the objective {objective!r}"
+                              f"{did_you_mean(objective, logged)}, so none can be told to Optuna")
     seeds = []
     for run in runs:
         params = {key: read_back(run.data.params.get(key), dim) for key, dim in sweep.space.items()}

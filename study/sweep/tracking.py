@@ -33,6 +33,11 @@ def mlflow_name(metric: str) -> str:
     return metric.replace("@", "_at_")
 
 
+def study_name(logged: str) -> str:
+    """The inverse of :func:`mlflow_name`: a metric as MLflow holds it, named as objectives name it."""
+    return logged.replace("_at_", "@")
+
+
 def redacted(uri: str) -> str:
     """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``: a URI fit to print or log."""
     scheme, sep, rest = str(uri).partition("://")
@@ -147,6 +152,25 @@ def open_parent(client: MlflowClient, experiment_id: str, sweep_name: str, sweep
     if sweep_file is not None:
         client.log_artifact(run.info.run_id, str(sweep_file))
     return run.info.run_id
+
+
+REPLACED_TAG = "study.replaced_by"  # on an earlier sweep run that --restart replaced: the run that replaced it
+
+
+def retire_earlier_parents(client: MlflowClient, experiment_id: str, sweep_name: str, current: str) -> list[str]:
+    """Keep one sweep run per sweep name: every other one (an attempt ``--restart`` threw away) is renamed
+    ``<name> (replaced)``, tagged with the run that replaced it, and no longer found as the sweep's run; its
+    trials stay nested under it. Returns their ids."""
+    query = f"tags.`{SWEEP_TAG}` = '{sweep_name}' and tags.`{ROLE_TAG}` = 'sweep'"
+    earlier = [run for run in client.search_runs([experiment_id], filter_string=query, max_results=1000)
+               if run.info.run_id != current]
+    for run in earlier:
+        client.set_tag(run.info.run_id, ROLE_TAG, "replaced")
+        client.set_tag(run.info.run_id, REPLACED_TAG, current)
+        client.set_tag(run.info.run_id, "mlflow.runName", f"{sweep_name} (replaced)")
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+    return [run.info.run_id for run in earlier]
 
 
 def open_child(client: MlflowClient, experiment_id: str, parent_id: str, trial_key: str, run_name: str,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from study.data.chorales import INSTRUMENTS, VOICES, Note, build, main, render_note
+from study.data.chorales import CHORALE_VOICES, INSTRUMENTS, Note, build, main, render_note
 
 RATE = 8000
 
@@ -23,7 +23,7 @@ def test_layout_split_by_piece_and_manifest(chorales):
     assert splits == {"train", "test"} and len(manifest["pieces"]) == 3
     for split in ("train", "test"):
         for track in (chorales / split).iterdir():
-            lengths = {sf.info(track / f"{voice}.wav").frames for voice in VOICES}
+            lengths = {sf.info(track / f"{voice}.wav").frames for voice in CHORALE_VOICES}
             assert len(lengths) == 1 and sf.info(track / "bass.wav").samplerate == RATE  # one length per piece
     train = {p.name for p in (chorales / "train").iterdir()}
     assert not train & {p.name for p in (chorales / "test").iterdir()}  # a piece is in one split only
@@ -53,13 +53,13 @@ def test_the_four_voices_are_four_instruments():
     rate, midi = 16_000, 57.0
     f0 = 440.0 * 2 ** ((midi - 69) / 12)
     profiles, sustain = {}, {}
-    for voice in VOICES:
+    for voice in CHORALE_VOICES:
         audio = render_note(Note(0.0, 1.0, midi), INSTRUMENTS[voice], rate, np.random.default_rng(0))[:rate]
         profiles[voice] = harmonic_profile(audio, f0, rate)
         quarters = np.sqrt((audio.reshape(4, -1) ** 2).mean(1))
         sustain[voice] = quarters[3] / quarters[1]
-    for i, a in enumerate(VOICES):
-        for b in VOICES[i + 1:]:
+    for i, a in enumerate(CHORALE_VOICES):
+        for b in CHORALE_VOICES[i + 1:]:
             assert np.sqrt(np.mean((profiles[a] - profiles[b]) ** 2)) > 6, (a, b, profiles[a], profiles[b])
     assert sustain["bass"] < 0.7 and all(sustain[v] > 0.9 for v in ("soprano", "alto", "tenor")), sustain
 
@@ -74,7 +74,7 @@ def test_a_tiny_trial_runs_on_rendered_chorales(chorales, tmp_path):
     from study.trial import run_trial
 
     cfg = TrialConfig.model_validate({
-        "data": {"kind": "stems", "root": str(chorales), "sources": list(VOICES), "sample_rate": RATE,
+        "data": {"kind": "stems", "root": str(chorales), "sources": list(CHORALE_VOICES), "sample_rate": RATE,
                  "cache_dir": str(tmp_path / "cache")},
         "prior": {"name": "wavenet", "preset": "tiny"},
         "training": {"steps": 10, "batch_size": 4, "crop": 1024, "log_every": 1000},
@@ -84,6 +84,6 @@ def test_a_tiny_trial_runs_on_rendered_chorales(chorales, tmp_path):
         "threads": 2,
     })
     metrics = run_trial(cfg, tmp_path / "trial", log=lambda line: None)
-    assert 0.0 <= metrics["auroc"] <= 1.0 and set(f"auroc/{voice}" for voice in VOICES) <= set(metrics)
+    assert 0.0 <= metrics["auroc"] <= 1.0 and set(f"auroc/{voice}" for voice in CHORALE_VOICES) <= set(metrics)
     assert "si_sdr" in metrics or metrics.get("separation_diverged") == 1.0
     assert {"silent_crops_share/train", "silent_crops_share/test", "silent_crops/test/bass"} <= set(metrics)

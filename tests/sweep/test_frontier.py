@@ -106,21 +106,33 @@ def test_the_interactive_page_names_every_stage_and_works_offline(tmp_path):
 
     import pandas as pd
 
-    from study.sweep.frontier import with_pareto
+    from study.sweep.frontier import frontier_table, verdict_notes
     from study.sweep.interactive import write_page
 
-    table = with_pareto(pd.DataFrame([
+    objectives = {"auroc": "max", "si_sdr": "max"}
+    table = frontier_table(pd.DataFrame([
         {"run": "wn σ*0 ft · 00000", "stage": 0, "stage_sigma": 0.0, "architecture": "wavenet", "auroc": 0.9,
-         "si_sdr": -6.0, "si_sdri": -1.0, "si_sdr_mixture": -5.0, "si_sdri_oracle_start": 30.0, "logp_drop@0.01": -0.5},
+         "si_sdr": -6.0, "si_sdri": -1.0, "si_sdri_se": 0.2, "separation_moved": 0.5, "si_sdr_mixture": -5.0,
+         "si_sdri_oracle_start": 30.0, "logp_drop@0.01": -0.5},
         {"run": "flow σ*0.077 ft · 00001", "stage": 1, "stage_sigma": 0.077, "architecture": "flowavenet",
-         "auroc": 0.7, "si_sdr": -4.0, "si_sdri": 1.0, "si_sdr_mixture": -5.0, "si_sdri_oracle_start": 20.0,
-         "logp_drop@0.01": -0.1},
-    ]), {"auroc": "max", "si_sdr": "max"})
-    assert write_page(tmp_path / "frontier.html", table, {"auroc": "max", "si_sdr": "max"}, "logp_drop@0.01")
+         "auroc": 0.7, "si_sdr": -4.0, "si_sdri": 1.0, "si_sdri_se": 0.8, "separation_moved": 0.4,
+         "si_sdr_mixture": -5.0, "si_sdri_oracle_start": 20.0, "logp_drop@0.01": -0.1},
+        {"run": "flow σ*0 ft · 00002", "stage": 1, "stage_sigma": 0.0, "architecture": "flowavenet",
+         "auroc": 0.95, "si_sdr": -7.0, "si_sdri": 0.0003, "si_sdri_se": 0.0001, "separation_moved": 1e-4,
+         "si_sdr_mixture": -5.0, "logp_drop@0.01": -0.3},
+    ]), objectives)
+    assert list(table["vs_nothing"]) == ["worse than doing nothing", "indistinguishable from doing nothing",
+                                         "start returned unchanged (moved 0.0001)"]
+    assert write_page(tmp_path / "frontier.html", table, objectives, "logp_drop@0.01", verdict_notes(table))
     page = (tmp_path / "frontier.html").read_text()
     assert all(json.dumps(label)[1:-1] in page for label in table["run"])  # Plotly's JSON escapes σ and ·
     assert "https://cdn" not in page.split("<body>")[0] and page.count("Plotly.newPlot") == 4  # inlined, 4 views
-    assert "separate worse than doing nothing" in page  # the Pareto point with SI-SDRi < 0 is said
+    # the points that are not better than doing nothing are said above the plots, with their runs
+    assert "1 Pareto point(s): start returned unchanged" in page and "flow σ*0 ft · 00002" in page.split("<div")[0]
+    assert "1 Pareto point(s): indistinguishable from doing nothing" in page.split("<div")[0]
+    assert ":.4g}" in page  # hover values rounded to 4 significant digits
+    assert '"ticktext":["flowavenet","wavenet"]' in page.replace(" ", "")  # an architecture axis
+    assert '"size":11' in page.replace(" ", "")  # markers large enough to hover
 
 
 def test_one_frontier_across_experiments_is_coloured_by_experiment_and_changes_no_run(tmp_path, capsys):

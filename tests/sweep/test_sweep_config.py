@@ -95,7 +95,7 @@ def test_dry_run_counts_and_lists_the_grid(tmp_path, capsys):
     missing = write_sweep(tmp_path, space={"data.kind": {"grid": ["toy", "stems"]}},
                           base={**TINY_BASE, "data": {**TINY_BASE["data"], "root": str(tmp_path / "no-stems")}})
     code, out, _ = run_cli(tmp_path, capsys, missing, "--dry-run")
-    assert code == 0 and f"warning: data.root {tmp_path / 'no-stems'} does not exist" in out
+    assert code == 0 and f"warning: data.root: {tmp_path / 'no-stems'}: dataset root does not exist" in out
 
 
 def test_a_training_length_axis_is_planned_and_announced_as_one_lineage(tmp_path, capsys):
