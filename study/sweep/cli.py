@@ -14,7 +14,7 @@ from pathlib import Path
 
 from study.configio import ConfigError, bounded, load_tree, set_path, validate
 from study.sweep.config import SweepConfig, sweep_metrics, validate_space
-from study.sweep.plan import describe
+from study.sweep.plan import check_data, describe
 
 EXIT_CONFIG = 2
 
@@ -56,6 +56,12 @@ def main(argv=None) -> int:
     if args.list_metrics:
         print("\n".join(sweep_metrics(validate_space(sweep, objectives=False))))
         return 0
+    if not args.dry_run:  # a missing data folder stops the sweep before anything is printed or started
+        try:
+            check_data(sweep)
+        except ConfigError as error:
+            print(f"error: {bounded(str(error))}", file=sys.stderr)
+            return EXIT_CONFIG
     print(describe(sweep))
     if args.dry_run:
         return 0

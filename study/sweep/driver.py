@@ -37,7 +37,7 @@ from study.sweep.frontier import log_frontier  # noqa: E402
 from study.sweep.labels import labelled, varied_settings  # noqa: E402
 from study.sweep.leases import start_lease_actor  # noqa: E402
 from study.sweep.live import LiveFrontier  # noqa: E402
-from study.sweep.plan import data_problems, unfit  # noqa: E402
+from study.sweep.plan import check_data, unfit  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
 from study.sweep.tracking import (KILLED_TAG, REPLACED_TAG, ROLE_TAG, STOPPED_TAG, SWEEP_TAG,  # noqa: E402
                                   TRIAL_TAG, absolute_tracking_uri, child_runs, client_for, close_dangling,
@@ -104,7 +104,8 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     """Run (``auto``: resume if this sweep's state exists, else start), ``resume`` or ``restart`` a sweep.
     ``resume_command`` is what the user is told to run after an interruption."""
     started = time.perf_counter()
-    check_data(sweep, log)
+    for warning in check_data(sweep):
+        log(warning)
     root = storage_root(sweep)
     experiment_path = f"{root}/{sweep.name}"
     can_restore = tune.Tuner.can_restore(experiment_path)
@@ -187,17 +188,6 @@ class SweepCrashed(RuntimeError):
     def __init__(self, message: str, summary: SweepSummary):
         super().__init__(message)
         self.summary = summary
-
-
-def check_data(sweep: SweepConfig, log) -> None:
-    """Every data folder the trials read is here and holds audio, checked before Ray starts: one line naming the
-    path otherwise (exit 2). On a cluster the nodes may hold data this machine does not: a warning only."""
-    problems = data_problems(sweep)
-    if problems and not sweep.ray.address:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(f"data.root: {problems[0]}{more}")
-    for problem in problems:
-        log(f"warning: data.root: {problem} (not on this machine; the cluster's nodes must have it)")
 
 
 MIN_FREE_BYTES = 256 << 20  # below this a stage checkpoint or Tune's state may not fit

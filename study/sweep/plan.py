@@ -2,6 +2,7 @@
 precision the trials will use on this machine."""
 from __future__ import annotations
 
+from study.configio import ConfigError
 from study.sweep.config import SweepConfig, trial_tree
 
 
@@ -57,6 +58,18 @@ def data_problems(sweep: SweepConfig) -> list[str]:
 
     data = {cfg.data.model_dump_json(): cfg.data for cfg in validate_space(sweep)}
     return sorted({problem for cfg in data.values() if (problem := missing_data(cfg))})
+
+
+def check_data(sweep: SweepConfig) -> list[str]:
+    """Every data folder the trials read is here and holds audio, asked before Ray starts: a ConfigError naming
+    the first path that is not (exit 2). On a cluster the nodes may hold data this machine does not: there the
+    problems come back as warnings."""
+    problems = data_problems(sweep)
+    if problems and not sweep.ray.address:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"data.root: {problems[0]}{more}")
+    return [f"warning: data.root: {problem} (not on this machine: the cluster's nodes must have it)"
+            for problem in problems]
 
 
 def data_warnings(sweep: SweepConfig) -> list[str]:

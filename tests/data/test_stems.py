@@ -163,3 +163,23 @@ def test_sample_rate_defaults_to_the_files_own_and_disagreement_is_an_error(tmp_
         build_clips(cfg, "train", 2048)
     explicit = cfg.model_copy(update={"sample_rate": 8000})
     assert build_clips(explicit, "test", 1024).sample_rate == 8000  # an explicit rate resamples everything
+
+
+def test_missing_data_names_each_missing_path_before_any_audio_is_read(root, tmp_path):
+    """What a sweep asks before Ray starts (:func:`missing_data`): file names and sizes only."""
+    from study.config import DataConfig
+    from study.data.layouts import missing_data
+
+    def problem(path, **kw):
+        return missing_data(DataConfig(kind="stems", root=path, sources=list(SOURCES), **kw))
+
+    assert problem(root) is None
+    assert problem(tmp_path / "nowhere") == f"{tmp_path / 'nowhere'}: dataset root does not exist"
+    assert "split folder 'valid' does not exist" in problem(root, test_split="valid")
+    (root / "test" / "track0" / "vocals.wav").unlink()
+    assert problem(root) == f"{root / 'test' / 'track0' / 'vocals.wav'}: missing"
+    (root / "test" / "track0" / "vocals.wav").write_bytes(b"")
+    assert problem(root) == f"{root / 'test' / 'track0' / 'vocals.wav'}: empty file"
+    chorales = missing_data(DataConfig(kind="stems", root=tmp_path / "ch", sources=["soprano", "alto", "tenor", "bass"]))
+    assert chorales.endswith(f"render it with: python -m study.data.chorales --out {tmp_path / 'ch'}")
+    assert missing_data(DataConfig(kind="toy")) is None

@@ -310,10 +310,29 @@ def test_long_work_reports_progress_at_a_modest_rate():
     assert quiet_lines == []  # short work says nothing
 
 
-def test_a_diverged_separation_says_why_where_its_audio_would_be(tmp_path):
+def test_a_diverged_separation_and_excerpt_say_why_on_the_console_in_a_metric_and_beside_the_audio(tmp_path):
     cfg = tiny(training={"steps": 30}, schedule={"kind": "scratch", "sigma": 0.0}, evaluation={"clips": 8},
-               separation={"epsilon": 1.0, "bound": 0.5, "oracle_start": False})
-    final = run_trial(cfg, tmp_path, log=quiet)
-    assert final["separation_diverged"] == 1.0
+               separation={"epsilon": 1.0, "bound": 0.5, "oracle_start": False, "listen_seconds": 0.05})
+    for attempt in ("computed", "read back from the store"):  # said every time, not only when first computed
+        lines = []
+        final = run_trial(cfg, tmp_path, log=lines.append)
+        assert final["separation_diverged"] == 1.0 and final["excerpt_diverged"] == 1.0, attempt
+        assert "at level σ=" in final["separation_error"] and "at level σ=" in final["excerpt_error"]  # tags
+        warnings = [line for line in lines if line.startswith("warning: ")]
+        assert any("separation diverged: no scores" in line for line in warnings), (attempt, lines)
+        assert any("listening excerpt diverged" in line for line in warnings), (attempt, lines)
     note = (tmp_path / "separation" / "audio" / "diverged.txt").read_text()
     assert note.startswith("no audio: the separation diverged (") and "at level σ=" in note
+    assert (tmp_path / "separation" / "audio" / "excerpt" / "diverged.txt").exists()
+
+
+def test_a_sampler_that_returns_its_start_is_flagged(tmp_path):
+    """ε so small that the chains cannot move: the scores are the mixture's, and the trial says so."""
+    cfg = tiny(training={"steps": 30}, schedule={"kind": "scratch", "sigma": 0.0}, evaluation={"clips": 8},
+               separation={"epsilon": 1e-14, "oracle_start": False, "mixtures": 3})
+    lines = []
+    final = run_trial(cfg, tmp_path, log=lines.append)
+    assert final["separation_moved"] < 1e-4 and abs(final["si_sdri"]) < 1e-3
+    assert "almost unchanged" in final["separation_unchanged"]
+    assert any(line.startswith("warning: the sampler left its start") for line in lines), lines
+    assert final["si_sdri_se"] >= 0 and math.isfinite(final["si_sdr_se"]) and math.isfinite(final["sdr_se"])

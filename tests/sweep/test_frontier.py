@@ -168,6 +168,13 @@ def test_one_frontier_across_experiments_is_coloured_by_experiment_and_changes_n
     assert sorted(table[table["pareto"]]["run"]) == ["first trial 0", "second trial 0"]  # across both studies
     page = (out / "frontier.html").read_text()
     assert '"first"' in page and '"second"' in page and (out / "frontier.png").stat().st_size > 0
+    capsys.readouterr()
+    # a misspelt objective: exit 2 with a suggestion, nothing written; the full list on request
+    assert main(["first", "--tracking-uri", uri, "--objectives", "aurok:max"]) == 2
+    assert ("no trial of 'first' logged 'aurok'; did you mean 'auroc'? (--list-metrics shows all 4 they logged)"
+            in capsys.readouterr().err)
+    assert main(["first", "--tracking-uri", uri, "--list-metrics"]) == 0
+    assert capsys.readouterr().out.split() == ["auroc", "logp_drop@0.01", "stage", "stage_sigma"]
     after = {a.path for e in ("first", "second") for r in client.search_runs(
         [client.get_experiment_by_name(e).experiment_id]) for a in client.list_artifacts(r.info.run_id)}
     assert after == before  # nothing logged to any run

@@ -13,7 +13,7 @@ from study.sweep.driver import run_sweep
 from study.sweep.frontier import main as frontier_main
 from study.sweep.tracking import PARENT_TAG
 
-from .conftest import write_sweep
+from .conftest import TINY_BASE, write_sweep
 
 
 def runs_of(folder, experiment="tiny-study"):
@@ -29,12 +29,22 @@ def steps(client, run, metric):
     return [m.step for m in client.get_metric_history(run.info.run_id, metric)]
 
 
+def unreadable_stems(folder):
+    """A stems folder that passes the check before Ray starts (every file there) but fails when a trial reads it."""
+    for split in ("train", "test"):
+        track = folder / split / "t0"
+        track.mkdir(parents=True)
+        for source in ("drums", "bass", "other", "vocals"):
+            (track / f"{source}.wav").write_bytes(b"RIFF not really audio")
+    return folder
+
+
 def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
-    missing = tmp_path / "no-such-stems"
+    broken = unreadable_stems(tmp_path / "bad-stems")
     path = write_sweep(tmp_path, space={"variant": {"grid": [
         {"schedule": {"sigma": 0.0}},
         {"schedule": {"sigma": 0.077}},
-        {"data": {"kind": "stems", "root": str(missing)}},  # fails at run time: the folder is missing
+        {"data": {"kind": "stems", "root": str(broken)}},  # fails at run time: its audio cannot be read
     ]}})
     summary = run_sweep(load_sweep(path, []), path, log=lambda line: None)
     assert (summary.finished, summary.failed, summary.interrupted) == (2, 1, 0)
@@ -63,8 +73,8 @@ def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
         by_status.setdefault(child.info.status, []).append(child)
     assert len(by_status["FINISHED"]) == 2 and len(by_status["FAILED"]) == 1
     failed = by_status["FAILED"][0]
-    assert "dataset root does not exist" in failed.data.tags["study.error"]
-    assert failed.info.run_name.startswith("wn σ*0 ft kind=stems root=no-such-stems · ")  # short, no full path
+    assert "bad-stems/train/t0/drums.wav: unreadable audio" in failed.data.tags["study.error"]
+    assert failed.info.run_name.startswith("wn σ*0 ft kind=stems root=bad-stems · ")  # short, no full path
 
     noisy = next(c for c in by_status["FINISHED"] if c.data.params["schedule.sigma"] == "0.077")
     assert noisy.info.run_name.startswith("wn σ*0.077 ft")
@@ -106,3 +116,15 @@ def test_resources_no_node_can_hold_fail_fast(tmp_path, ray_session, capsys):
     err = capsys.readouterr().err
     assert "resources: one trial asks for 64 CPU" in err and "the largest has 2 CPU" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_sweep_whose_every_trial_failed_ends_failed(tmp_path, ray_session, capsys):
+    from study.sweep.cli import main
+
+    broken = unreadable_stems(tmp_path / "bad-stems")
+    path = write_sweep(tmp_path, base={**TINY_BASE, "data": {"kind": "stems", "root": str(broken)}},
+                       space={"schedule.sigma": {"grid": [0.0]}})
+    assert main([path]) == 1
+    _, parents, children = runs_of(tmp_path)
+    assert [c.info.status for c in children] == ["FAILED"]
+    assert parents[0].info.status == "FAILED" and "every trial failed (1)" in parents[0].data.tags["study.error"]

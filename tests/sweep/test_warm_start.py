@@ -63,6 +63,11 @@ def test_a_warm_start_that_cannot_be_used_exits_2_before_ray_starts(tmp_path, ca
                            search={"kind": "optuna", "objectives": OBJECTIVES, "warm_start": "earlier"})
     code, _, err = run_cli(tmp_path, capsys, unmapped)
     assert code == 2 and "do not record 'training.lr'" in err
+    # an objective the earlier trials never logged (a valid metric name, but not theirs)
+    smoother = warm_sweep(tmp_path, warm_start="earlier", objectives={"auroc": "max", "auroc@0.01": "max"})
+    code, _, err = run_cli(tmp_path, capsys, smoother)
+    assert code == 2 and ("search.warm_start: no finished trial of 'earlier' logged the objective 'auroc@0.01'; "
+                          "did you mean 'auroc'?") in err, err
     assert not (tmp_path / "ray").exists()  # no Ray state, no stage store: nothing was started
     code, _, err = run_cli(tmp_path, capsys, write_sweep(tmp_path, search={"warm_start": "earlier"}), "--dry-run")
     assert code == 2 and "search.warm_start seeds Optuna's sampler" in err
