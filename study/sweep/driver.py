@@ -39,10 +39,10 @@ from study.sweep.leases import start_lease_actor  # noqa: E402
 from study.sweep.live import LiveFrontier  # noqa: E402
 from study.sweep.plan import check_data, unfit  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
-from study.sweep.tracking import (KILLED_TAG, REPLACED_TAG, ROLE_TAG, STOPPED_TAG, SWEEP_TAG,  # noqa: E402
+from study.sweep.tracking import (ERROR_TAG, KILLED_TAG, REPLACED_TAG, ROLE_TAG, STOPPED_TAG, SWEEP_TAG,  # noqa: E402
                                   TRIAL_TAG, absolute_tracking_uri, child_runs, client_for, close_dangling,
-                                  default_artifact_location, ensure_experiment, find_run, open_parent, redacted,
-                                  retire_earlier_parents, unreachable)
+                                  default_artifact_location, ensure_experiment, find_run, finish, open_parent,
+                                  redacted, retire_earlier_parents, unreachable)
 from study.sweep.trainable import TrialContext, trial_config, tune_trial  # noqa: E402
 from study.sweep.tuning import console_reporter, param_space, search_algorithm, trial_scheduler  # noqa: E402
 
@@ -254,11 +254,12 @@ def changed_settings(before, now, path: str = "") -> list[str]:
                       for name in changed_settings(before.get(key), now.get(key), f"{path}{key}."))
     if isinstance(before, list) and isinstance(now, list) and len(before) == len(now):
         return [path.rstrip(".")] if any(changed_settings(b, n) for b, n in zip(before, now)) else []
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    same = before == now and (type(before) is type(now) or number(before) and number(now))
+    same = before == now and (type(before) is type(now) or is_number(before) and is_number(now))
     return [] if same else [path.rstrip(".") or "the settings"]
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)  # True == 1, yet a setting apart
 
 
 def close_crashed(client: MlflowClient, summary: SweepSummary, reason: str, log, resume_command: str) -> None:
@@ -268,7 +269,7 @@ def close_crashed(client: MlflowClient, summary: SweepSummary, reason: str, log,
     statuses = [run.info.status for run in children]
     summary.finished, summary.failed = statuses.count("FINISHED"), statuses.count("FAILED")
     summary.stages, summary.reused = stage_counts(children)
-    client.set_tag(summary.parent_run_id, "study.error", reason)
+    client.set_tag(summary.parent_run_id, ERROR_TAG, reason)
     client.set_terminated(summary.parent_run_id, "FAILED")
     log(f"{reason}; marked {closed} unfinished trial run(s) KILLED")
 
@@ -412,11 +413,10 @@ def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary,
     if interrupted:
         client.set_terminated(summary.parent_run_id, "KILLED")
     elif summary.failed and not summary.finished:  # nothing to show: the sweep failed, whatever each trial says
-        client.set_tag(summary.parent_run_id, "study.error", f"every trial failed ({summary.failed}); "
-                                                             "the reasons are on the trials' runs (tag study.error)")
-        client.set_terminated(summary.parent_run_id, "FAILED")
+        finish(client, summary.parent_run_id, error=f"every trial failed ({summary.failed}); the reasons are on "
+                                                    f"the trials' runs (tag {ERROR_TAG})")
     else:
-        client.set_terminated(summary.parent_run_id, "FINISHED")
+        finish(client, summary.parent_run_id)  # FINISHED, without the error an earlier attempt left
 
 
 def mark_stopped_early(sweep: SweepConfig, client: MlflowClient, children, root: str) -> int:

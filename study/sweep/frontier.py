@@ -35,7 +35,8 @@ from study.sweep.interactive import colour_by, write_page  # noqa: E402
 from study.sweep.tracking import (ROLE_TAG, STOPPED_TAG, child_runs, client_for, find_run, mlflow_name,  # noqa: E402
                                   redacted, study_name)
 
-CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdri_se", "separation_moved", "si_sdr_mixture",
+CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_se", "si_sdri_se", "sdr_se", "separation_moved",
+                   "si_sdr_mixture",
                    "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start", "si_sdr_supervised",
                    "si_sdri_supervised", "likelihood_gap", *COMPUTE)
 NOT_SCORES = ("run", "run_id", "status", "target_sigma", "schedule", "stage_key", "logged_at", "stopped_early", "vs_nothing",
@@ -247,6 +248,10 @@ def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -
         return False
     fig, (ax, oracle_ax) = plt.subplots(1, 2, figsize=(10.5, 5.5), gridspec_kw={"width_ratios": [3, 1.2]})
     scatter(ax, points, x, y)
+    for name, bars in ((x, "xerr"), (y, "yerr")):  # a separation score ± its standard error over the mixtures
+        if f"{name}_se" in points and points[f"{name}_se"].notna().any():
+            ax.errorbar(points[x], points[y], **{bars: points[f"{name}_se"]}, fmt="none", ecolor="grey", alpha=0.6,
+                        lw=1, label=f"± standard error of {name}")
     front = points[points["pareto"]].sort_values(x)
     ax.plot(front[x], front[y], "k--", lw=1, label="Pareto set")
     draw_baseline(ax, table, x, y)
