@@ -19,16 +19,16 @@ from pathlib import Path
 
 import torch
 
-from study.config import TrialConfig
-from study.configio import load_config
+from study.config.schema import TrialConfig
+from study.config.reading import load_config
 from study.data import mix
-from study.leases import LeaseTable
-from study.metrics import mixture_si_sdr, si_sdr
-from study.precision import resolve_precision
-from study.runtime import use_precision
-from study.stages import separation_levels
-from study.store import StageStore
-from study.trial import Trial, default_holder
+from study.store.leases import LeaseTable
+from study.measure.metrics import mixture_si_sdr, si_sdr
+from study.runtime.precision import resolve_precision
+from study.runtime.device import use_precision
+from study.trial.stages import separation_levels
+from study.store.stage_store import StageStore
+from study.trial.run import Trial, default_holder
 
 from .common import machine
 

@@ -8,8 +8,8 @@ import time
 
 import torch
 
-from study.machine import cpu_capability
-from study.runtime import pick_device
+from study.runtime.machine import cpu_capability
+from study.runtime.device import pick_device
 
 
 def sync(device) -> None:

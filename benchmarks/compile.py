@@ -12,7 +12,7 @@ import time
 import torch
 
 from models import build_prior
-from study.train import training_loss
+from study.trial.train import training_loss
 
 from .common import median
 from .langevin import LENGTH

@@ -1,7 +1,7 @@
-"""Work split over the CPU cores (study.cores) against one multi-threaded pass, on and off in one run.
+"""Work split over the CPU cores (study.runtime.cores) against one multi-threaded pass, on and off in one run.
 
 For each prior and precision, three things the trial does, timed alternately with the split on and off:
-the training step (study.train.loss_and_gradients, clipping, Adam), evaluation (log p of a round of
+the training step (study.trial.train.loss_and_gradients, clipping, Adam), evaluation (log p of a round of
 passes) and Langevin steps (8 toy mixtures). Ratios > 1 mean the split pays. Under bf16, Langevin is also
 timed against float32 without the split, the two changes together. Nothing here is asserted.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from models import build_prior
-from study.cores import map_batch, use_cores
-from study.runtime import autocast
+from study.runtime.cores import map_batch, use_cores
+from study.runtime.device import autocast
 
 from .common import median
 from .langevin import LENGTH, MIXTURES, langevin_run

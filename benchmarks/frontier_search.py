@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from study.sweep.config import SweepConfig
-from study.sweep.cost import STEPS, history, reference_point
+from study.sweep.report.cost import STEPS, history, reference_point
 from study.sweep.driver import run_sweep
-from study.sweep.frontier import stage_rows
+from study.sweep.report.frontier import stage_rows
 from study.sweep.tracking import client_for
 
 OBJECTIVES = {"auroc": "max", "logp_drop@0.01": "max"}

@@ -8,11 +8,11 @@ from __future__ import annotations
 import torch
 
 from models import build_prior
-from study.cores import map_batch
+from study.runtime.cores import map_batch
 from study.data import ToyOscillators, mix
-from study.separate import LangevinSchedule, annealed_langevin
-from study.config import geometric_ladder
-from study.runtime import autocast
+from study.trial.separate import LangevinSchedule, annealed_langevin
+from study.config.schema import geometric_ladder
+from study.runtime.device import autocast
 
 from .common import median, seconds_per_call
 
@@ -27,7 +27,7 @@ def langevin_run(prior, device, steps: int, precision: str):
     generator = torch.Generator(device=device).manual_seed(0)
 
     def score(level: int, s: torch.Tensor) -> torch.Tensor:
-        with autocast(device, precision):  # as the trial's separation scores (study.trial)
+        with autocast(device, precision):  # as the trial's separation scores (study.trial.run)
             return map_batch(lambda chains: prior.score(chains, schedule.sigmas[level] if prior.noise_conditional
                                                         else None), s)
 

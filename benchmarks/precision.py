@@ -1,7 +1,7 @@
 """bf16 autocast against float32 for one log p pass, alternating in one process (issue 29's table).
 
 Where the CPU has no native bf16 (AVX512-BF16 or AMX), bf16 is emulated and many times slower; that is
-why ``precision: auto`` resolves to float32 there (study.precision.resolve_precision). To see the emulated
+why ``precision: auto`` resolves to float32 there (study.runtime.precision.resolve_precision). To see the emulated
 case on a host that has native bf16, cap the kernels: ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from models import build_prior
-from study.precision import resolve_precision
-from study.runtime import autocast
+from study.runtime.precision import resolve_precision
+from study.runtime.device import autocast
 
 from .common import median, seconds_per_call
 

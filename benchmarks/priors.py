@@ -3,7 +3,7 @@
 Training: the training loop's step (loss, backward, per-source gradient clipping, Adam) on batch × crop ×
 4 sources (source-samples/s), at the published crop
 (flow 16 384, WaveNet 3 075). Evaluation: log p without gradients at crop 4 000, in passes sized the way
-the trial scores clips (study.evaluate.auto_batch_size).
+the trial scores clips (study.trial.evaluate.auto_batch_size).
 
 With ``reference`` (a checkout of the published implementation, :mod:`benchmarks.reference`), the toy sizes
 also time its training step at the same batch and crop, alternating with ours repeat by repeat in this
@@ -17,11 +17,11 @@ from typing import Callable
 import torch
 
 from models import build_prior
-from study.config import TrainingConfig
-from study.cores import cores, map_batch
-from study.evaluate import auto_batch_size
-from study.runtime import autocast, use_precision
-from study.train import clip_grad_per_source, loss_and_gradients, training_loss
+from study.config.schema import TrainingConfig
+from study.runtime.cores import cores, map_batch
+from study.trial.evaluate import auto_batch_size
+from study.runtime.device import autocast, use_precision
+from study.trial.train import clip_grad_per_source, loss_and_gradients, training_loss
 
 from .common import median, seconds_per_call
 from .reference import MODULES, published_train_step
@@ -45,7 +45,7 @@ def alternating(first, second, device, repeats: int) -> tuple[list[float], list[
 def training_step(prior, name: str, size: str, device, batch: int, precision: str,
                   loss_fn: Callable = training_loss) -> tuple[Callable[[], None], int]:
     """The training loop's own step (loss, backward, per-source clipping, Adam) on one fixed batch at the
-    size's crop, and that crop. ``loss_fn`` stands in for study.train.training_loss (e.g. a compiled one)."""
+    size's crop, and that crop. ``loss_fn`` stands in for study.trial.train.training_loss (e.g. a compiled one)."""
     crop = TRAIN_CROP[name.removesuffix("_nc")]
     crop = crop if size in ("toy", "musdb") else min(crop, 4096)
     crop -= crop % getattr(prior, "length_multiple", 1)
@@ -66,7 +66,7 @@ def training_step(prior, name: str, size: str, device, batch: int, precision: st
 
 def evaluation_clips(prior, device) -> torch.Tensor:
     """Random clips of EVAL_CROP samples (trimmed to the prior's length multiple), as many as the trial scores
-    in one round of passes (study.evaluate.auto_batch_size clips each, a pass per CPU core, study.cores):
+    in one round of passes (study.trial.evaluate.auto_batch_size clips each, a pass per CPU core, study.runtime.cores):
     [clips, SOURCES, length]."""
     length = EVAL_CROP - EVAL_CROP % getattr(prior, "length_multiple", 1)
     clips = auto_batch_size(length, device) * cores(device)

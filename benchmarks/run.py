@@ -8,7 +8,7 @@ Sections (``precision``: bf16 against float32 for one log p pass, to see whether
 ``compile``, torch.compile of the training step on and off, only when named): prior
 training/evaluation throughput (toy and small sizes; with ``--reference`` the published implementation's
 training step is timed beside ours at the toy sizes and the ratio reported), Langevin separation speed,
-the split over CPU cores (study.cores) on and off,
+the split over CPU cores (study.runtime.cores) on and off,
 sweep overhead/concurrency, what stage sharing saves (a shrunk noise_frontier with sharing on and off),
 tracking under load (32 processes against an mlflow server on sqlite and on PostgreSQL), and a trial's
 peak memory on a 10-hour stems folder against a 1-hour one. Medians of repeats, measured side by side in one run; no timing is ever asserted in tests.
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from study.machine import cpu_capability
-from study.precision import PRECISIONS
-from study.runtime import pick_device
+from study.runtime.machine import cpu_capability
+from study.runtime.precision import PRECISIONS
+from study.runtime.device import pick_device
 
 from .common import machine, table
 from .compile import bench_compile
@@ -51,7 +51,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"], choices=PRECISIONS[1:],
-                        help="autocast settings the priors section measures (study.runtime.autocast)")
+                        help="autocast settings the priors section measures (study.runtime.device.autocast)")
     parser.add_argument("--reference", default=None,
                         help="a checkout of morris-frank/unsupervised-source-separation, timed beside our priors")
     parser.add_argument("--hours", nargs="+", type=float, default=[1.0, 10.0],

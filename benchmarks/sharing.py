@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from study.configio import read_yaml
-from study.store import StageStore
+from study.config.reading import read_yaml
+from study.store.stage_store import StageStore
 from study.sweep.config import SweepConfig
 from study.sweep.driver import run_sweep
 

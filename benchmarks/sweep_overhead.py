@@ -10,10 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from study.config import TrialConfig
+from study.config.schema import TrialConfig
 from study.sweep.config import SweepConfig, trial_tree
 from study.sweep.driver import run_sweep
-from study.trial import run_trial
+from study.trial.run import run_trial
 
 TRIALS = {
     # a trial that does almost nothing: measures the fixed cost of a trial in each system

@@ -30,7 +30,7 @@ WORKER_TAG = "load.worker"
 
 
 def trial_params() -> dict[str, str]:
-    from study.config import TrialConfig
+    from study.config.schema import TrialConfig
     from study.sweep.tracking import flatten
 
     return flatten(TrialConfig().model_dump(mode="json", exclude={"threads", "device"}))

@@ -3,7 +3,7 @@ native), and tests that compare two ways of computing the same sums need the sam
 Tests of bf16 ask for it explicitly; trials resolve their own configured precision."""
 import pytest
 
-from study.runtime import use_precision
+from study.runtime.device import use_precision
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Turn a :class:`study.config.DataConfig` into clip sources."""
+"""Turn a :class:`study.config.schema.DataConfig` into clip sources."""
 from __future__ import annotations
 
 from .layouts import source_names

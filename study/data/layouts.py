@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.configio import ConfigError, read_yaml
+from study.config.reading import ConfigError, read_yaml
 
 from .errors import DataError
 
@@ -83,7 +83,7 @@ DEFAULT_SOURCES = {"stems": MUSDB_SOURCES, "slakh": SLAKH_SOURCES}
 
 
 def source_names(cfg) -> tuple[str, ...]:
-    """The sources a :class:`study.config.DataConfig` names, or its kind's default ones."""
+    """The sources a :class:`study.config.schema.DataConfig` names, or its kind's default ones."""
     if cfg.sources:
         return tuple(cfg.sources)
     return TOY_SOURCES if cfg.kind == "toy" else DEFAULT_SOURCES[cfg.kind]
@@ -100,7 +100,7 @@ def track_folders(root: Path, split: str) -> list[Path]:
 
 
 def missing_data(cfg) -> str | None:
-    """Why the folders a :class:`study.config.DataConfig` reads are not there, in one line naming the path (and,
+    """Why the folders a :class:`study.config.schema.DataConfig` reads are not there, in one line naming the path (and,
     for the chorales' voices, the command that renders them); None when every split has tracks with audio.
     Reads file names and sizes only (no audio, no torch), so a sweep can ask before Ray starts."""
     if cfg.kind == "toy":

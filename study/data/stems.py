@@ -33,7 +33,7 @@ import torch
 import torchaudio.functional as AF
 from torch.utils.data import Dataset
 
-from study.store import write_local
+from study.store.stage_store import write_local
 
 from .base import NORMALISATIONS, mix, normalise
 from .errors import DataError

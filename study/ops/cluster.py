@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from study.configio import ConfigError, read_yaml
+from study.config.reading import ConfigError, read_yaml
 from study.ops.tracking_check import kubernetes_warnings, launcher_warnings
 
 

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from study.configio import excerpt
+from study.config.reading import excerpt
 
 SYSTEM_USER = "postgres"
 START_TIMEOUT = 120

@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from study.configio import ConfigError, bounded, load_tree, set_path, validate
+from study.config.reading import ConfigError, bounded, load_tree, set_path, validate
 from study.sweep.config import SweepConfig, sweep_metrics, validate_space
 from study.sweep.plan import check_data, describe
 

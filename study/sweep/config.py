@@ -1,7 +1,7 @@
 """The sweep YAML: a base trial configuration, a search space over its dotted keys, and how to search it.
 
 Validated before anything starts, in bounded time: every value of every dimension (both ends of a random
-range) is applied to the base and validated as a :class:`study.config.TrialConfig`, then combinations of
+range) is applied to the base and validated as a :class:`study.config.schema.TrialConfig`, then combinations of
 them (all of them for a small space, a fixed-size sample of a large one, never the whole product); the
 objectives must be metrics those trials report. A mistake in any trial is reported with its field path
 before Ray, MLflow or a folder exist.
@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from study.config import NAME_PATTERN, Section, TrialConfig
-from study.configio import ConfigError, deep_merge, describe_validation_error, excerpt, set_path
+from study.config.schema import NAME_PATTERN, Section, TrialConfig
+from study.config.reading import ConfigError, deep_merge, describe_validation_error, excerpt, set_path
 
 MAX_TRIALS = 10_000  # a grid this large is a mistake (and its listing alone would be slow)
 MAX_CHECKED_COMBINATIONS = 64  # combinations validated beyond each single value; all of them when fewer
@@ -74,7 +74,7 @@ class SearchConfig(Section):
     objectives: dict[str, Literal["max", "min"]] = Field(default_factory=lambda: {"auroc": "max", "si_sdr": "max"})
     num_samples: int = Field(1, ge=1)  # grid: repeats of the grid; random/optuna: number of trials
     seed: int = 0
-    # the hypervolume's reference point per objective (study.sweep.cost); default: the worst value seen
+    # the hypervolume's reference point per objective (study.sweep.report.cost); default: the worst value seen
     reference_point: dict[str, float] | None = None
     # an earlier sweep's MLflow experiment: its finished trials are told to Optuna before it proposes any
     warm_start: str | None = Field(None, min_length=1, max_length=100)
@@ -208,7 +208,7 @@ VARIANT = "variant"  # a space key whose values are partial trial configs merged
 
 
 def apply_dimension(tree: dict, dotted: str, value) -> None:
-    """Set one space key on a trial tree (:func:`study.configio.set_path` semantics); the value of the
+    """Set one space key on a trial tree (:func:`study.config.reading.set_path` semantics); the value of the
     ``variant`` key is merged into the whole tree instead (to change linked settings together)."""
     if dotted != VARIANT:
         set_path(tree, dotted, value, where=f"space.{dotted}")
@@ -269,7 +269,7 @@ def validate_space(sweep: SweepConfig, objectives: bool = True) -> list[TrialCon
 
 def check_rungs(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
     """An early-stopping scheduler whose first rung comes at or after every trial's last stage never stops one."""
-    from study.stages import plan_stages
+    from study.trial.stages import plan_stages
 
     s = sweep.scheduler
     if s.kind != "pareto_halving":
@@ -285,7 +285,7 @@ def check_rungs(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
 
 
 def metric_settings(cfg: TrialConfig) -> tuple:
-    """What decides which metrics a trial reports (the arguments of :mod:`study.metric_names`' checks)."""
+    """What decides which metrics a trial reports (the arguments of :mod:`study.measure.names`' checks)."""
     from study.data.layouts import source_names
 
     return (source_names(cfg.data), cfg.evaluation.noise_levels, cfg.evaluation.background, cfg.noise_conditional,
@@ -294,14 +294,14 @@ def metric_settings(cfg: TrialConfig) -> tuple:
 
 def sweep_metrics(configs: list[TrialConfig]) -> list[str]:
     """Every metric at least one of the trials reports, in the order of :func:`reported_metrics`."""
-    from study.metric_names import reported_metrics
+    from study.measure.names import reported_metrics
 
     return list(dict.fromkeys(name for cfg in configs for name in reported_metrics(*metric_settings(cfg))))
 
 
 def check_objectives(sweep: SweepConfig, configs: list[TrialConfig]) -> None:
     """Every objective (and the ASHA metric) must be a metric that at least one trial reports."""
-    from study.metric_names import metric_problem
+    from study.measure.names import metric_problem
 
     named = {f"search.objectives.{name}": name for name in sweep.search.objectives}
     if sweep.scheduler.metric:

@@ -29,14 +29,14 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from ray import tune  # noqa: E402
 
-from study.configio import ConfigError, excerpt  # noqa: E402
-from study.machine import this_machine  # noqa: E402
-from study.store import default_store_uri, is_uri, resolved  # noqa: E402
+from study.config.reading import ConfigError, excerpt  # noqa: E402
+from study.runtime.machine import this_machine  # noqa: E402
+from study.store.stage_store import default_store_uri, is_uri, resolved  # noqa: E402
 from study.sweep.config import SweepConfig  # noqa: E402
-from study.sweep.frontier import log_frontier  # noqa: E402
+from study.sweep.report.frontier import log_frontier  # noqa: E402
 from study.sweep.labels import labelled, varied_settings  # noqa: E402
 from study.sweep.leases import start_lease_actor  # noqa: E402
-from study.sweep.live import LiveFrontier  # noqa: E402
+from study.sweep.report.live import LiveFrontier  # noqa: E402
 from study.sweep.plan import check_data, unfit  # noqa: E402
 from study.sweep.signals import StopSignals  # noqa: E402
 from study.sweep.tracking import (ERROR_TAG, KILLED_TAG, REPLACED_TAG, ROLE_TAG, STOPPED_TAG, SWEEP_TAG,  # noqa: E402
@@ -173,11 +173,11 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
 
 def announce_lengths(sweep: SweepConfig, context: TrialContext) -> None:
     """With ``training.lr_horizon`` on a grid, announce every training length to the store before any trial
-    starts, so that each lineage is trained once, shortest length first (:mod:`study.lineage`)."""
+    starts, so that each lineage is trained once, shortest length first (:mod:`study.trial.lineage`)."""
     if not sweep.share_stages or any(dim.kind != "grid" for dim in sweep.space.values()):
         return
-    from study.lineage import announce_sweep
-    from study.store import StageStore
+    from study.trial.lineage import announce_sweep
+    from study.store.stage_store import StageStore
 
     announce_sweep(StageStore(context.store_uri), [trial_config(point, context) for point in sweep.grid_points()])
 
@@ -196,7 +196,7 @@ MIN_FREE_BYTES = 256 << 20  # below this a stage checkpoint or Tune's state may 
 def check_storage(root: str) -> None:
     """The storage takes writes and (local) has room, checked before Ray starts and without creating anything:
     one line otherwise."""
-    from study.store import StageStore
+    from study.store.stage_store import StageStore
 
     try:
         if is_uri(root):
@@ -226,7 +226,7 @@ def fingerprint(sweep: SweepConfig) -> dict:
 
 
 def save_fingerprint(sweep: SweepConfig, experiment_path: str) -> None:
-    from study.store import StageStore
+    from study.store.stage_store import StageStore
 
     StageStore(experiment_path).write_bytes(FINGERPRINT, json.dumps(fingerprint(sweep), sort_keys=True).encode())
 
@@ -234,7 +234,7 @@ def save_fingerprint(sweep: SweepConfig, experiment_path: str) -> None:
 def check_unchanged(sweep: SweepConfig, experiment_path: str) -> None:
     """Resuming a sweep whose settings changed since it started would mix two sweeps: refuse, naming what
     changed. State saved before fingerprints were kept is resumed as it is."""
-    from study.store import StageStore
+    from study.store.stage_store import StageStore
 
     saved = StageStore(experiment_path).read_bytes(FINGERPRINT)
     if saved is None:

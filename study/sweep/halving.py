@@ -20,51 +20,14 @@ import math
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from study.store import StageStore
+from study.store.stage_store import StageStore
 from study.sweep.config import milestones
-from study.sweep.frontier import pareto_mask
+from study.measure.pareto import oriented, ranking
 
 
 def rungs_file(sweep_name: str) -> str:
     """Where a sweep's rung records live, relative to its storage root."""
     return f"{sweep_name}.rungs.json"
-
-
-def fronts(points: list[tuple[float, ...]]) -> list[int]:
-    """Each point's non-dominated front (0 is the Pareto set); larger is better in every coordinate."""
-    values = np.asarray(points, dtype=float)
-    front = np.full(len(values), -1)
-    level = 0
-    while (front < 0).any():
-        left = np.flatnonzero(front < 0)
-        front[left[pareto_mask(values[left], ["max"] * values.shape[1])]] = level
-        level += 1
-    return front.tolist()
-
-
-def crowding(points: list[tuple[float, ...]]) -> list[float]:
-    """NSGA-II crowding distance of each point among ``points`` (one front): larger is less crowded."""
-    distance = [0.0] * len(points)
-    for axis in range(len(points[0]) if points else 0):
-        order = sorted(range(len(points)), key=lambda i: points[i][axis])
-        low, high = points[order[0]][axis], points[order[-1]][axis]
-        distance[order[0]] = distance[order[-1]] = math.inf
-        if high == low:
-            continue
-        for before, here, after in zip(order, order[1:], order[2:]):
-            distance[here] += (points[after][axis] - points[before][axis]) / (high - low)
-    return distance
-
-
-def ranking(points: list[tuple[float, ...]]) -> list[tuple[int, float]]:
-    """(front, −crowding) of each point: smaller is better; equal points rank equally."""
-    front = fronts(points)
-    rank = [(0, 0.0)] * len(points)
-    for level in set(front):
-        members = [i for i in range(len(points)) if front[i] == level]
-        for i, distance in zip(members, crowding([points[i] for i in members])):
-            rank[i] = (level, -distance)
-    return rank
 
 
 def keeps(points: list[tuple[float, ...]], index: int, reduction: float) -> bool:
@@ -104,8 +67,9 @@ class ParetoHalving(FIFOScheduler):
         decision = "continue"
         if values:
             same = [r for r in records if set(r["values"]) == set(values)] + [{"values": values}]
-            points = [tuple(r["values"][n] * (1 if self.objectives[n] == "max" else -1) for n in sorted(values))
-                      for r in same]
+            names = sorted(values)
+            points = [tuple(row) for row in oriented([[r["values"][n] for n in names] for r in same],
+                                                     [self.objectives[n] for n in names])]
             decision = "continue" if keeps(points, len(points) - 1, self.reduction) else "stop"
         records.append({"trial": trial.trial_id, "values": values, "decision": decision})
         self._save()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ray
 
-from study.leases import LEASE_SECONDS, LeaseTable
+from study.store.leases import LEASE_SECONDS, LeaseTable
 
 ACTOR_NAMESPACE = "prior-study"
 

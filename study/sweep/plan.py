@@ -2,7 +2,7 @@
 precision the trials will use on this machine."""
 from __future__ import annotations
 
-from study.configio import ConfigError
+from study.config.reading import ConfigError
 from study.sweep.config import SweepConfig, trial_tree
 
 
@@ -40,7 +40,7 @@ def unfit(sweep: SweepConfig, nodes: list[dict]) -> str | None:
 
 def machine_warnings(sweep: SweepConfig) -> list[str]:
     """A trial this machine cannot hold (a warning only: a cluster's nodes may be larger)."""
-    from study.machine import this_machine
+    from study.runtime.machine import this_machine
 
     machine = this_machine()
     if unfit(sweep, [machine]) is None:
@@ -80,8 +80,8 @@ def data_warnings(sweep: SweepConfig) -> list[str]:
 
 def describe_precision(sweep: SweepConfig) -> str:
     """The precision the trials will use on this machine (each node decides for itself, the same way)."""
-    from study.machine import this_machine
-    from study.precision import resolve_precision
+    from study.runtime.machine import this_machine
+    from study.runtime.precision import resolve_precision
 
     requested = {str(tree.get("precision", "auto")) for tree in
                  [sweep.base, *[trial_tree(sweep.base, point) for point in sweep.grid_points()]]}
@@ -95,8 +95,8 @@ def spaced(number: int) -> str:
 
 def describe_cost(sweep: SweepConfig) -> list[str]:
     """Training steps planned and distinct after stage sharing, overall and per prior family."""
-    from study.config import TrialConfig
-    from study.stages import training_cost
+    from study.config.schema import TrialConfig
+    from study.trial.stages import training_cost
 
     if any(dim.kind != "grid" for dim in sweep.space.values()):
         return ["training steps: sampled dimensions, so sharing is known only as trials are drawn"]

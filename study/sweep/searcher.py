@@ -14,7 +14,7 @@ from typing import Callable
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from study.configio import ConfigError, did_you_mean
+from study.config.reading import ConfigError, did_you_mean
 from study.sweep.config import Dimension, SweepConfig
 
 

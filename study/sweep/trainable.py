@@ -1,4 +1,4 @@
-"""One trial inside a Ray worker: its MLflow child run around :func:`study.trial.run_trial`."""
+"""One trial inside a Ray worker: its MLflow child run around :func:`study.trial.run.run_trial`."""
 from __future__ import annotations
 
 import traceback
@@ -9,17 +9,17 @@ import ray
 import torch
 from ray import tune
 
-from study.config import TrialConfig
-from study.leases import LEASES, FileLeases, LeaseTable
-from study.machine import cpu_capability
-from study.precision import resolve_precision
-from study.store import StageStore
+from study.config.schema import TrialConfig
+from study.store.leases import LEASES, FileLeases, LeaseTable
+from study.runtime.machine import cpu_capability
+from study.runtime.precision import resolve_precision
+from study.store.stage_store import StageStore
 from study.sweep.config import trial_tree
 from study.sweep.labels import labelled
 from study.sweep.leases import RayLeases
 from study.sweep.tracking import (CONFIG_TAG, SWEEP_TAG, client_for, finish, flatten, log_folder, log_metrics,
                                   logged_steps, open_child)
-from study.trial import config_id, run_trial
+from study.trial.run import config_id, run_trial
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,8 @@ def test_cli_rejects_too_few_pieces(tmp_path, capsys):
 
 
 def test_a_tiny_trial_runs_on_rendered_chorales(chorales, tmp_path):
-    from study.config import TrialConfig
-    from study.trial import run_trial
+    from study.config.schema import TrialConfig
+    from study.trial.run import run_trial
 
     cfg = TrialConfig.model_validate({
         "data": {"kind": "stems", "root": str(chorales), "sources": list(CHORALE_VOICES), "sample_rate": RATE,

@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from study.config import DataConfig
+from study.config.schema import DataConfig
 from study.data import SLAKH_SOURCES, DataError, StemsDataset, build_clips, normalise
 
 RATE = 8000

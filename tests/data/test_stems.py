@@ -151,7 +151,7 @@ def test_silent_crops_are_counted_per_source_and_said(tmp_path):
 
 
 def test_sample_rate_defaults_to_the_files_own_and_disagreement_is_an_error(tmp_path):
-    from study.config import DataConfig
+    from study.config.schema import DataConfig
     from study.data import build_clips
 
     write_track(tmp_path / "d" / "train" / "a", rate=16_000)
@@ -167,7 +167,7 @@ def test_sample_rate_defaults_to_the_files_own_and_disagreement_is_an_error(tmp_
 
 def test_missing_data_names_each_missing_path_before_any_audio_is_read(root, tmp_path):
     """What a sweep asks before Ray starts (:func:`missing_data`): file names and sizes only."""
-    from study.config import DataConfig
+    from study.config.schema import DataConfig
     from study.data.layouts import missing_data
 
     def problem(path, **kw):

@@ -1,4 +1,4 @@
-"""Under bf16 autocast (study.runtime.autocast, precision "bfloat16") only the networks' convolutions run in
+"""Under bf16 autocast (study.runtime.device.autocast, precision "bfloat16") only the networks' convolutions run in
 bf16. The priors stay exact in the sense that matters: a flow is still exactly invertible and its log-det is
 the log-det of the map it computes, a WaveNet is still causal, and every density is still normalised, because
 what leaves a network (coupling scales and shifts, density parameters) is used in float32. Only the network's
@@ -6,7 +6,7 @@ outputs differ from float32, so log p moves a little; the last test bounds how m
 import torch
 
 from models import build_prior
-from study.runtime import autocast
+from study.runtime.device import autocast
 
 from .test_flowavenet import randomised
 

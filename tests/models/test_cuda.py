@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from models import build_prior
-from study.precision import resolve_precision
-from study.runtime import autocast
+from study.runtime.precision import resolve_precision
+from study.runtime.device import autocast
 
 from .test_flowavenet import randomised
 
@@ -31,8 +31,8 @@ def test_flow_is_invertible_and_agrees_with_the_cpu_under_amp():
 
 
 def test_a_tiny_trial_runs_on_the_gpu_in_the_precision_it_says(tmp_path):
-    from tests.study.test_trial import tiny
-    from study.trial import run_trial
+    from tests.trial.test_trial import tiny
+    from study.trial.run import run_trial
 
     lines = []
     cfg = tiny(training={"steps": 30}, schedule={"kind": "scratch", "sigma": 0.0},

@@ -7,9 +7,9 @@ import torch
 
 from models import build_prior, select_source, stack_sources
 from models.diffusion_bound import variational_bound
-from study.config import TrainingConfig, geometric_ladder
+from study.config.schema import TrainingConfig, geometric_ladder
 from study.data.toy import ToyOscillators
-from study.train import train
+from study.trial.train import train
 
 T = 4096
 
@@ -63,7 +63,7 @@ def trained_tiny(steps=40):
     prior = build_prior("scorenet", "tiny", num_sources=4)
     cfg = TrainingConfig(steps=steps, batch_size=4, crop=256, lr=3e-3, log_every=steps, noise={"levels": "loguniform"})
     lines = []
-    ladder = geometric_ladder()  # a clean stage of a score prior trains at the ladder's floor (study.stages)
+    ladder = geometric_ladder()  # a clean stage of a score prior trains at the ladder's floor (study.trial.stages)
     train(prior, ToyOscillators("train", 64, 256), cfg, sigma=min(ladder), ladder=ladder, device=torch.device("cpu"),
           log=lines.append)
     return prior.eval(), lines

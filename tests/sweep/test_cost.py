@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.sweep.cost import history, hypervolume, reference_point, totals
-from study.sweep.importance import MIN_TRIALS, importances, top_lines
+from study.sweep.report.cost import history, hypervolume, reference_point, totals
+from study.sweep.report.importance import MIN_TRIALS, importances, top_lines
 
 
 def test_hypervolume_of_two_objectives_matches_the_area_by_hand():
@@ -56,8 +56,8 @@ def test_importance_finds_the_setting_that_moves_each_objective():
 
 
 def test_a_sweep_where_no_stage_was_reported_draws_and_counts_nothing(tmp_path):
-    from study.sweep.frontier import with_pareto
-    from study.sweep.interactive import write_page
+    from study.sweep.report.frontier import with_pareto
+    from study.sweep.report.page import write_page
 
     objectives = {"auroc": "max", "si_sdr": "max"}
     empty = with_pareto(pd.DataFrame(), objectives)

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from study.sweep.frontier import pareto_mask, parse_objectives
+from study.sweep.report.frontier import pareto_mask, parse_objectives
 
 
 def brute_force(values, directions):
@@ -43,7 +43,7 @@ def test_frontier_plot_draws_the_baseline_marks_diverged_trials_and_says_which_w
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from study.sweep import frontier
+    from study.sweep.report import frontier
 
     table = frontier.with_pareto(pd.DataFrame([
         {"run": "a", "architecture": "wavenet", "schedule": "from_clean", "stage": 1, "stage_sigma": 0.077,
@@ -56,7 +56,7 @@ def test_frontier_plot_draws_the_baseline_marks_diverged_trials_and_says_which_w
     real_savefig = plt.Figure.savefig
 
     def keep_axes(figure, *args, **kwargs):
-        drawn["axes"] = figure.axes[0]
+        drawn["axes"], drawn["oracle"] = figure.axes
         return real_savefig(figure, *args, **kwargs)
 
     plt.Figure.savefig = keep_axes
@@ -68,9 +68,10 @@ def test_frontier_plot_draws_the_baseline_marks_diverged_trials_and_says_which_w
     labels = ax.get_legend_handles_labels()[1]
     assert any(label.startswith("do nothing: mixture as every estimate (-4.60 dB)") for label in labels)
     assert "separation diverged (no score)" in labels
-    assert "same sampler started at the true sources" in labels  # the diagnosis beside the score
-    oracle = next(c for c in ax.collections if c.get_label() == "same sampler started at the true sources")
-    assert oracle.get_offsets().tolist() == [[0.9, 12.0]]
+    # the diagnosis beside the score, on a panel of its own: its 12 dB do not stretch the frontier's range
+    assert drawn["oracle"].get_title() == "started at the true sources"
+    assert [c.get_offsets().tolist() for c in drawn["oracle"].collections] == [[[0.9, 12.0]]]
+    assert ax.get_ylim()[1] < 0
     assert "diverged" in [text.get_text() for text in ax.texts]
     assert "higher is better" in ax.get_xlabel() and "higher is better" in ax.get_ylabel()
     summary = frontier.summary_table(table, {"auroc": "max", "si_sdr": "max"})
@@ -80,7 +81,7 @@ def test_frontier_plot_draws_the_baseline_marks_diverged_trials_and_says_which_w
 def test_a_shared_stage_is_one_row_unless_trials_scored_it_differently():
     import pandas as pd
 
-    from study.sweep.frontier import once_per_stage
+    from study.sweep.report.frontier import once_per_stage
 
     nan = float("nan")
     table = pd.DataFrame([
@@ -106,8 +107,8 @@ def test_the_interactive_page_names_every_stage_and_works_offline(tmp_path):
 
     import pandas as pd
 
-    from study.sweep.frontier import frontier_table, verdict_notes
-    from study.sweep.interactive import write_page
+    from study.sweep.report.frontier import frontier_table, verdict_notes
+    from study.sweep.report.page import write_page
 
     objectives = {"auroc": "max", "si_sdr": "max"}
     table = frontier_table(pd.DataFrame([
@@ -141,7 +142,7 @@ def test_one_frontier_across_experiments_is_coloured_by_experiment_and_changes_n
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from study.sweep.frontier import main
+    from study.sweep.report.frontier import main
     from study.sweep.tracking import PARENT_TAG, ROLE_TAG
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

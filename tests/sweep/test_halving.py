@@ -15,9 +15,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import TrialScheduler
 
-from study.store import StageStore
+from study.store.stage_store import StageStore
 from study.sweep.config import milestones
-from study.sweep.halving import ParetoHalving, crowding, fronts, keeps, rungs_file
+from study.measure.pareto import crowding, fronts
+from study.sweep.halving import ParetoHalving, keeps, rungs_file
 from study.sweep.tracking import STOPPED_TAG, TRIAL_TAG, child_runs, mlflow_name
 
 from .conftest import TINY_BASE, write_sweep

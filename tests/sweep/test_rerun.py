@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.configio import ConfigError
+from study.config.reading import ConfigError
 from study.sweep.cli import load_sweep, main
 from study.sweep.driver import changed_settings, check_unchanged, save_fingerprint
 from study.sweep.tracking import REPLACED_TAG

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from study.store import StageStore
+from study.store.stage_store import StageStore
 from study.sweep.cli import load_sweep
 from study.sweep.driver import run_sweep
 

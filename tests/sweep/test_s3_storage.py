@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from study.store import StageStore
+from study.store.stage_store import StageStore
 
 from study.ops.servers import free_port
 from .conftest import KILLABLE_BASE, write_sweep

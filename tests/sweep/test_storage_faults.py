@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from study.store import StageStore
+from study.store.stage_store import StageStore
 from study.sweep.cli import main
 
 from .conftest import TINY_BASE, write_sweep

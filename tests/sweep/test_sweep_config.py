@@ -100,12 +100,12 @@ def test_dry_run_counts_and_lists_the_grid(tmp_path, capsys):
 
 def test_a_training_length_axis_is_planned_and_announced_as_one_lineage(tmp_path, capsys):
     """training.steps on a grid with lr_horizon: the dry run counts the lineage once, and the sweep announces
-    every length to the stage store before any trial starts (study.lineage)."""
-    from study.lineage import announced
+    every length to the stage store before any trial starts (study.trial.lineage)."""
+    from study.trial.lineage import announced
     from study.sweep.cli import load_sweep
     from study.sweep.driver import announce_lengths, trial_context
-    from study.stages import plan_stages, stage_keys, stage_lineages
-    from study.store import StageStore
+    from study.trial.stages import plan_stages, stage_keys, stage_lineages
+    from study.store.stage_store import StageStore
 
     base = {**TINY_BASE, "training": {**TINY_BASE["training"], "lr_horizon": 40},
             "schedule": {"kind": "scratch", "sigma": 0.0}}
@@ -150,8 +150,8 @@ def test_cli_flags_override_yaml(tmp_path):
 def test_shipped_trials_validate(name):
     from pathlib import Path
 
-    from study.config import TrialConfig
-    from study.configio import load_config
+    from study.config.schema import TrialConfig
+    from study.config.reading import load_config
 
     path = Path(__file__).resolve().parents[2] / "sweeps" / "trials" / f"{name}.yaml"
     assert load_config(TrialConfig, path, []).name
@@ -162,9 +162,9 @@ def test_the_training_length_trial_reuses_the_sweeps_longest_stage(tmp_path):
     trials on data seed 7, so benchmarks.chains on it reuses the sweep's store instead of training again."""
     from pathlib import Path
 
-    from study.config import TrialConfig
-    from study.configio import load_config
-    from study.stages import plan_stages, stage_keys
+    from study.config.schema import TrialConfig
+    from study.config.reading import load_config
+    from study.trial.stages import plan_stages, stage_keys
     from study.sweep.cli import load_sweep
     from study.sweep.driver import trial_context
     from study.sweep.trainable import trial_config
@@ -208,7 +208,7 @@ def test_trials_are_labelled_by_what_tells_them_apart():
     """Family, σ*, schedule and each other varied setting; a variant that names itself by its name alone."""
     from pathlib import Path
 
-    from study.config import TrialConfig
+    from study.config.schema import TrialConfig
     from study.sweep.cli import load_sweep
     from study.sweep.config import trial_tree
     from study.sweep.labels import trial_label, varied_settings

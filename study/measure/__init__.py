@@ -1,0 +1,1 @@
+"""Measurement: metrics, their names, out-of-distribution scores, Pareto ranking and plots."""

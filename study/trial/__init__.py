@@ -1,0 +1,1 @@
+"""One trial: its stages, how each is trained, evaluated and separated (python -m study.trial)."""
