@@ -182,6 +182,16 @@ class EvaluationConfig(Section):
     background_steps: int | None = Field(None, ge=1)
 
 
+# The sampler's options, declared once: SeparationConfig validates them, LangevinSchedule (study.trial.separate)
+# takes them, and INIT_NAMES says in words where each start begins (logs and plots).
+Init = Literal["mixture", "noise", "projected", "noised_prior", "denoiser"]
+Rule = Literal["gaussian", "dirac", "smoothed_map"]
+Predictor = Literal["none", "reverse_diffusion"]
+PinnedSigma = Literal["level", "matched"]
+INIT_NAMES = {"mixture": "the mixture", "noise": "noise", "projected": "noise projected onto the mixture",
+              "noised_prior": "the noised prior", "denoiser": "the denoised mixture"}
+
+
 class SeparationConfig(Section):
     """Annealed Langevin over the stage priors, after the last stage (study.trial.separate)."""
 
@@ -196,7 +206,7 @@ class SeparationConfig(Section):
     # the mixture constraint Σ α_k s_k = m; "noised_prior" draws N(0, σ_entry² + v), a sample of the σ-noised
     # prior (v: the sources' variance, read off the mixture); "denoiser" is each prior's one-shot denoiser
     # applied to m/α_k at the noise the other sources put on it, projected onto the constraint
-    init: Literal["mixture", "noise", "projected", "noised_prior", "denoiser"] = "mixture"
+    init: Init = "mixture"
     # the levels: the ladder's levels up to the last stage's σ, or (σ-conditional priors) Karras et al.'s
     # ρ-spaced levels from the entry σ (start_sigma, else the last stage's σ) down to floor_sigma
     levels: Literal["ladder", "karras"] = "ladder"
@@ -206,17 +216,17 @@ class SeparationConfig(Section):
     churn: float = Field(0.0, ge=0, le=10)
     # the Dirac rule's pinned source carries the other sources' noise, √(Σ_{j<K} α_j²)/α_K · σ: score it at
     # that level ("matched") or at σ ("level", BASIS/MSDM)
-    pinned_sigma: Literal["level", "matched"] = "level"
+    pinned_sigma: PinnedSigma = "level"
     # "smoothed_map" spreads the score's noise level log-uniformly over [σ/spread, σ·spread]
     # one reverse-diffusion step between levels before the Langevin steps (predictor–corrector)
-    predictor: Literal["none", "reverse_diffusion"] = "none"
+    predictor: Predictor = "none"
     steps_growth: float = Field(1.0, ge=1, le=100)  # the last level runs this many times steps_per_level
     # also run the same sampler started at the true sources (si_sdr_oracle_start): does the prior hold them?
     oracle_start: bool = True
     # "gaussian": Langevin with a Gaussian likelihood; "dirac": Langevin on K−1 sources, the last pinned by the
     # mixture; "smoothed_map": mode seeking (no injected noise) with the score taken at a randomly drawn level
     # around a noised copy of the iterate (randomised smoothing), with the Gaussian likelihood
-    rule: Literal["gaussian", "dirac", "smoothed_map"] = "gaussian"
+    rule: Rule = "gaussian"
     smoothing_spread: float = Field(2.0, ge=1, le=100)
     likelihood_scale: float = Field(1.0, gt=0)  # γ_i² = scale·σ_i²·Σα²
     bound: float = Field(30.0, gt=0)  # |s| beyond this is divergence (unit-RMS stems rarely peak above 10)

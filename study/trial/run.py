@@ -29,7 +29,7 @@ import torch
 import yaml
 
 from models import Prior, build_prior, prior_checkpoint, prior_from_checkpoint
-from study.config.schema import TrialConfig
+from study.config.schema import INIT_NAMES, TrialConfig
 from study.config.reading import ConfigError, bounded, load_config
 from study.runtime.cores import map_batch
 from study.data import DataError, build_clips, mix, mixing_weights
@@ -54,8 +54,6 @@ from study.trial.train import load_checkpoint, train
 Report = Callable[[dict, Path], None]
 NOT_SEMANTIC = {"device", "threads", "precision", "name"}  # settings that do not change what is computed
 WAIT_POLL_SECONDS = 1.0
-INIT_NAMES = {"mixture": "the mixture", "noise": "noise", "projected": "noise projected onto the mixture",
-              "noised_prior": "the noised prior", "denoiser": "the denoised mixture"}
 
 
 class TrialError(RuntimeError):

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 
-from study.config.schema import SeparationConfig
+from study.config.schema import Init, PinnedSigma, Predictor, Rule, SeparationConfig
 
 ScoreFn = Callable[..., torch.Tensor]
 """(level index i, sources s: [B, K, T][, sigma=…]) -> ∇_s Σ_k log p_k^{σ}(s_k): [B, K, T], at σ = σ_i, or at
@@ -51,14 +51,14 @@ class LangevinSchedule:
     sigmas: list[float]  # decreasing noise levels
     steps_per_level: int = _SETTINGS.steps_per_level
     epsilon: float = _SETTINGS.epsilon
-    init: Literal["mixture", "noise", "projected", "noised_prior", "denoiser"] = _SETTINGS.init
-    rule: Literal["gaussian", "dirac", "smoothed_map"] = _SETTINGS.rule
+    init: Init = _SETTINGS.init
+    rule: Rule = _SETTINGS.rule
     likelihood_scale: float = _SETTINGS.likelihood_scale  # γ_i² = scale · σ_i² · Σ α_k²
     bound: float = _SETTINGS.bound  # iterates leaving [-bound, bound] count as divergence
-    predictor: Literal["none", "reverse_diffusion"] = _SETTINGS.predictor
+    predictor: Predictor = _SETTINGS.predictor
     steps_growth: float = _SETTINGS.steps_growth  # steps at the last level / steps at the first
     churn: float = _SETTINGS.churn
-    pinned_sigma: Literal["level", "matched"] = _SETTINGS.pinned_sigma
+    pinned_sigma: PinnedSigma = _SETTINGS.pinned_sigma
     smoothing_spread: float = _SETTINGS.smoothing_spread
 
     @classmethod

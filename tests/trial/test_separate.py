@@ -237,3 +237,16 @@ def test_karras_levels_run_from_the_entry_down_to_the_floor():
     entered = separation_levels(stages, SeparationConfig(levels="karras", karras_levels=5, start_sigma=1.0),
                                 stages[-1].ladder)
     assert [i for _, i in entered] == [0] * 5 and abs(entered[0][0] - 1.0) < 1e-12
+
+
+def test_the_samplers_options_are_declared_once():
+    """The schema's option types are the sampler's, and every start has its name in words."""
+    import typing
+
+    from study.config.schema import INIT_NAMES, Init, SeparationConfig
+    from study.trial.separate import LangevinSchedule
+
+    assert set(INIT_NAMES) == set(typing.get_args(Init))
+    hints = typing.get_type_hints(LangevinSchedule)
+    for name in ("init", "rule", "predictor", "pinned_sigma"):
+        assert hints[name] is SeparationConfig.model_fields[name].annotation, name
