@@ -56,18 +56,18 @@ def main(argv=None) -> None:
         trial = Trial(cfg, Path(out), StageStore(args.store), LeaseTable(), default_holder(), print)
         use_precision(resolve_precision(cfg.precision, trial.device).used)
         for stage in trial.stages:
-            trial.stage_prior(stage)
+            trial.builder.stage_prior(stage)
         levels = separation_levels(trial.stages, cfg.separation, trial.stages[-1].ladder)
-        _, references = trial.separation_sources
+        _, references = trial.separation.separation_sources
         mixtures = mix(references)
         baseline = mixture_si_sdr(mixtures, references).double().mean(-1)  # [mixtures]
-        sample = trial.level_sampler(levels, mixtures)
+        sample = trial.separation.level_sampler(levels, mixtures)
         gains, gaps = [], []
         for seed in range(args.chains):
             t0 = time.perf_counter()
             estimates = sample(None, seed=seed).estimates.cpu()
             gains.append(si_sdr(estimates.double(), references.double()).mean(-1) - baseline)
-            gaps.append(trial.likelihood_gap(sample.priors[-1], levels[-1][0], estimates, references))
+            gaps.append(trial.separation.likelihood_gap(sample.priors[-1], levels[-1][0], estimates, references))
             print(f"chain {seed}: SI-SDRi {gains[-1].mean():+.2f} dB, likelihood gap {gaps[-1].mean():.0f} nats "
                   f"per mixture ({time.perf_counter() - t0:.0f} s)", flush=True)
     result = {"machine": machine(), "config": str(args.config), "overrides": args.overrides,

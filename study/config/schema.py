@@ -136,7 +136,7 @@ class TrainingConfig(Section):
     # The length the learning-rate milestones are fractions of (default: steps). Set it (e.g. to the longest
     # length on a training.steps axis) and every length trains on one learning-rate curve, so a shorter run is
     # exactly the start of a longer one: the stage store then trains each lineage once, in order of length,
-    # and a longer stage continues from a shorter one's final weights and optimiser state (study.trial.lineage)
+    # and a longer stage continues from a shorter one's final weights and optimiser state (study.trial.stage_training)
     lr_horizon: int | None = Field(None, ge=1)
     grad_clip: float | None = Field(1.0, gt=0)  # per-source gradient-norm clipping
     hybrid_lambda: float = Field(0.0, ge=0)  # weight of the discriminative cross-entropy term (0 = pure ML)

@@ -32,7 +32,7 @@ def load_sweep(path: Path, overrides: list[str], tracking_uri: str | None = None
     return sweep
 
 
-def main(argv=None) -> int:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Run a study of generative audio priors with Ray Tune and MLflow.")
     parser.add_argument("sweep", type=Path, help="sweep YAML (see sweeps/)")
     parser.add_argument("--dry-run", action="store_true", help="print the trials and exit without starting Ray")
@@ -46,32 +46,34 @@ def main(argv=None) -> int:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default from the YAML: sqlite:///mlflow.db)")
     parser.add_argument("--storage", help="Ray Tune storage: a local path or a URI")
     parser.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = arguments().parse_args(argv)
     try:
         sweep = load_sweep(args.sweep, args.overrides, args.tracking_uri, args.storage, args.max_concurrent,
                            objectives=not args.list_metrics)
+        if args.list_metrics:
+            print("\n".join(sweep_metrics(validate_space(sweep, objectives=False))))
+            return 0
+        if not args.dry_run:  # a missing data folder stops the sweep before anything is printed or started
+            check_data(sweep)
     except ConfigError as error:
         print(f"error: {bounded(str(error))}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.list_metrics:
-        print("\n".join(sweep_metrics(validate_space(sweep, objectives=False))))
-        return 0
-    if not args.dry_run:  # a missing data folder stops the sweep before anything is printed or started
-        try:
-            check_data(sweep)
-        except ConfigError as error:
-            print(f"error: {bounded(str(error))}", file=sys.stderr)
-            return EXIT_CONFIG
     print(describe(sweep))
-    if args.dry_run:
-        return 0
-    given = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg not in ("--resume", "--restart")]
-    from study.sweep.driver import SweepCrashed, run_sweep  # Ray and MLflow: only once there is a sweep to run
+    return 0 if args.dry_run else run(sweep, args, sys.argv[1:] if argv is None else argv)
+
+
+def run(sweep: SweepConfig, args, given: list[str]) -> int:
+    """Run the sweep (Ray and MLflow are imported only now); the exit status."""
+    from study.sweep.driver import SweepCrashed, run_sweep
     from study.sweep.tracking import redacted
 
-    # with every flag given, a password in a URI replaced by ***
-    resume_command = shlex.join(["python", "-m", "study.sweep", *map(redacted, given), "--resume"])
-
+    # every flag as given, a password in a URI replaced by ***
+    again = [arg for arg in given if arg not in ("--resume", "--restart")]
+    resume_command = shlex.join(["python", "-m", "study.sweep", *map(redacted, again), "--resume"])
     try:
         summary = run_sweep(sweep, args.sweep, "resume" if args.resume else "restart" if args.restart else "auto",
                             resume_command=resume_command)

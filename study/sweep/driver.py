@@ -104,20 +104,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     """Run (``auto``: resume if this sweep's state exists, else start), ``resume`` or ``restart`` a sweep.
     ``resume_command`` is what the user is told to run after an interruption."""
     started = time.perf_counter()
-    for warning in check_data(sweep):
-        log(warning)
-    root = storage_root(sweep)
-    experiment_path = f"{root}/{sweep.name}"
-    can_restore = tune.Tuner.can_restore(experiment_path)
-    if mode == "resume" and not can_restore:
-        raise ConfigError(f"--resume: no saved state of sweep {sweep.name!r} under {root}")
-    restore = can_restore and mode != "restart"
-    check_storage(root)
-    problem = unreachable(sweep.mlflow.tracking_uri)
-    if problem:
-        raise ConfigError(f"mlflow.tracking_uri: {problem}")
-    if restore:
-        check_unchanged(sweep, experiment_path)
+    root, experiment_path, can_restore, restore = preflight(sweep, mode, log)
     seeds = [] if restore else warm_start(sweep, log)  # a restored searcher holds what it was told
     if not sweep.ray.address and not ray.is_initialized():  # a local Ray gets this machine: ask before starting it
         check_resources(sweep, [this_machine()])
@@ -141,12 +128,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
                 f"(--restart runs it again, reusing its stages)")
             done.seconds = time.perf_counter() - started
             return done
-    parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
-    log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
-    if not restore:
-        for earlier in retire_earlier_parents(client, experiment_id, sweep.name, parent_id):
-            log(f"the earlier sweep run {earlier} is kept as '{sweep.name} (replaced)' with its trials "
-                f"(tag {REPLACED_TAG} = {parent_id}); this sweep's run is {parent_id}")
+    parent_id = sweep_run(sweep, client, experiment_id, sweep_file, restore, log)
     context = trial_context(sweep, uri, experiment_id, parent_id, root)
     announce_lengths(sweep, context)
     if context.lease_actor:  # outlives the sweep: other sweeps on this storage and cluster may share it
@@ -171,12 +153,48 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     return summary
 
 
+def preflight(sweep: SweepConfig, mode: str, log) -> tuple[str, str, bool, bool]:
+    """Everything checked before Ray starts, each a one-line ConfigError (exit 2): the data, the storage, the
+    tracking database, that a sweep resumed is the one saved, and that this machine can hold a local trial.
+    -> (storage root, the sweep's Tune folder, whether saved state exists, whether to resume it)."""
+    for warning in check_data(sweep):
+        log(warning)
+    root = storage_root(sweep)
+    experiment_path = f"{root}/{sweep.name}"
+    can_restore = tune.Tuner.can_restore(experiment_path)
+    if mode == "resume" and not can_restore:
+        raise ConfigError(f"--resume: no saved state of sweep {sweep.name!r} under {root}")
+    restore = can_restore and mode != "restart"
+    check_storage(root)
+    problem = unreachable(sweep.mlflow.tracking_uri)
+    if problem:
+        raise ConfigError(f"mlflow.tracking_uri: {problem}")
+    if restore:
+        check_unchanged(sweep, experiment_path)
+    if not sweep.ray.address and not ray.is_initialized():  # a local Ray gets this machine: ask before starting it
+        check_resources(sweep, [this_machine()])
+    return root, experiment_path, can_restore, restore
+
+
+def sweep_run(sweep: SweepConfig, client: MlflowClient, experiment_id: str, sweep_file: Path | None, restore: bool,
+              log) -> str:
+    """The sweep's parent run: the saved one when resuming, else a new one that replaces any earlier run of
+    this sweep name (kept, renamed; one sweep run per name)."""
+    parent_id = open_parent(client, experiment_id, sweep.name, sweep_file, resume=restore)
+    log(f"MLflow: experiment {sweep.experiment_name!r} ({experiment_id}), sweep run {parent_id}")
+    if not restore:
+        for earlier in retire_earlier_parents(client, experiment_id, sweep.name, parent_id):
+            log(f"the earlier sweep run {earlier} is kept as '{sweep.name} (replaced)' with its trials "
+                f"(tag {REPLACED_TAG} = {parent_id}); this sweep's run is {parent_id}")
+    return parent_id
+
+
 def announce_lengths(sweep: SweepConfig, context: TrialContext) -> None:
     """With ``training.lr_horizon`` on a grid, announce every training length to the store before any trial
-    starts, so that each lineage is trained once, shortest length first (:mod:`study.trial.lineage`)."""
+    starts, so that each lineage is trained once, shortest length first (:mod:`study.trial.stage_training`)."""
     if not sweep.share_stages or any(dim.kind != "grid" for dim in sweep.space.values()):
         return
-    from study.trial.lineage import announce_sweep
+    from study.trial.stage_training import announce_sweep
     from study.store.stage_store import StageStore
 
     announce_sweep(StageStore(context.store_uri), [trial_config(point, context) for point in sweep.grid_points()])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from study.store.stage_store import StageStore

@@ -164,7 +164,7 @@ def length_key(cfg: TrialConfig, stage: Stage, keys: list[str], steps: int) -> s
 def stage_lineages(cfg: TrialConfig, stages: list[Stage], keys: list[str]) -> list[str | None]:
     """Per stage, the key of its lineage: everything its key holds but the number of steps. Stages of one
     lineage differ only in length and, with ``training.lr_horizon``, follow one learning-rate curve, so each is
-    the start of the longer ones (:mod:`study.trial.lineage`). None without ``lr_horizon``: lengths do not nest."""
+    the start of the longer ones (:mod:`study.trial.stage_training`). None without ``lr_horizon``: lengths do not nest."""
     if cfg.training.lr_horizon is None:
         return [None] * len(stages)
     lineages = []

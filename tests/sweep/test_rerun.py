@@ -73,6 +73,6 @@ def test_the_quickstart_runs_then_reruns_changing_nothing_and_restart_keeps_one_
     replaced = client.search_runs([experiment], filter_string="tags.`study.role` = 'replaced'")
     assert [r.info.run_name for r in replaced] == ["quickstart (replaced)"]  # ... the earlier one kept, renamed
     assert replaced[0].data.tags[REPLACED_TAG] == runs[0].info.run_id and replaced[0].info.status == "FINISHED"
-    assert f"kept as 'quickstart (replaced)'" in out and runs[0].info.run_id in out
+    assert "kept as 'quickstart (replaced)'" in out and runs[0].info.run_id in out
     assert main(command) == 0  # and the plain command is not refused afterwards
     assert "has finished already" in capsys.readouterr().out

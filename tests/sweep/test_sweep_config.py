@@ -100,8 +100,8 @@ def test_dry_run_counts_and_lists_the_grid(tmp_path, capsys):
 
 def test_a_training_length_axis_is_planned_and_announced_as_one_lineage(tmp_path, capsys):
     """training.steps on a grid with lr_horizon: the dry run counts the lineage once, and the sweep announces
-    every length to the stage store before any trial starts (study.trial.lineage)."""
-    from study.trial.lineage import announced
+    every length to the stage store before any trial starts (study.trial.stage_training)."""
+    from study.trial.stage_training import announced
     from study.sweep.cli import load_sweep
     from study.sweep.driver import announce_lengths, trial_context
     from study.trial.stages import plan_stages, stage_keys, stage_lineages

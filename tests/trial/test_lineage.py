@@ -6,7 +6,7 @@ import json
 import torch
 
 from study.config.schema import TrialConfig
-from study.trial.lineage import STATE, announce, announced
+from study.trial.stage_training import STATE, announce, announced
 from study.trial.stages import length_key, plan_stages, stage_keys, stage_lineages, training_cost
 from study.store.stage_store import StageStore
 from study.trial.run import run_trial

@@ -296,7 +296,7 @@ def test_supervised_reference_is_trained_once_per_store_and_scored_on_the_separa
 
 
 def test_long_work_reports_progress_at_a_modest_rate():
-    from study.trial.run import Progress
+    from study.trial.progress import Progress
 
     lines = []
     progress = Progress(lines.append, "separation", every=0.0)
