@@ -73,7 +73,7 @@ def test_sweep_tracks_stages_artifacts_and_failures(tmp_path, ray_session):
         by_status.setdefault(child.info.status, []).append(child)
     assert len(by_status["FINISHED"]) == 2 and len(by_status["FAILED"]) == 1
     failed = by_status["FAILED"][0]
-    assert "bad-stems/train/t0/drums.wav: unreadable audio" in failed.data.tags["study.error"]
+    assert "bad-stems/" in failed.data.tags["study.error"] and "unreadable audio" in failed.data.tags["study.error"]
     assert failed.info.run_name.startswith("wn σ*0 ft kind=stems root=bad-stems · ")  # short, no full path
 
     noisy = next(c for c in by_status["FINISHED"] if c.data.params["schedule.sigma"] == "0.077")
