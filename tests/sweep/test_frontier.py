@@ -4,7 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
-from study.sweep.report.frontier import pareto_mask, parse_objectives
+from study.measure.pareto import pareto_mask
+from study.sweep.report.command import parse_objectives
 
 
 def brute_force(values, directions):
@@ -142,7 +143,7 @@ def test_one_frontier_across_experiments_is_coloured_by_experiment_and_changes_n
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from study.sweep.report.frontier import main
+    from study.sweep.report.command import main
     from study.sweep.tracking import PARENT_TAG, ROLE_TAG
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -10,7 +10,7 @@ from study.runtime.machine import cpu_capability
 from study.runtime.precision import resolve_precision
 from study.sweep.cli import load_sweep
 from study.sweep.driver import run_sweep
-from study.sweep.report.frontier import main as frontier_main
+from study.sweep.report.command import main as frontier_main
 from study.sweep.tracking import PARENT_TAG
 
 from .conftest import TINY_BASE, write_sweep
