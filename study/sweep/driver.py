@@ -108,18 +108,9 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
     seeds = [] if restore else warm_start(sweep, log)  # a restored searcher holds what it was told
     if not sweep.ray.address and not ray.is_initialized():  # a local Ray gets this machine: ask before starting it
         check_resources(sweep, [this_machine()])
-    if not ray.is_initialized():
-        ray.init(address=sweep.ray.address, include_dashboard=False) if sweep.ray.address else ray.init(
-            include_dashboard=False)
-    check_resources(sweep)
-    if mode == "restart" and can_restore and not is_uri(root):
-        shutil.rmtree(experiment_path)
+    start_ray(sweep)
     if not restore:
-        save_fingerprint(sweep, experiment_path)
-        if sweep.scheduler.kind == "pareto_halving":
-            from study.sweep.halving import forget
-
-            forget(root, sweep.name)
+        start_afresh(sweep, root, experiment_path, discard=mode == "restart" and can_restore)
     uri, client, experiment_id = open_experiment(sweep)
     if restore:
         done = finished_already(sweep, client, experiment_id, uri, root, experiment_path)
@@ -174,6 +165,26 @@ def preflight(sweep: SweepConfig, mode: str, log) -> tuple[str, str, bool, bool]
     if not sweep.ray.address and not ray.is_initialized():  # a local Ray gets this machine: ask before starting it
         check_resources(sweep, [this_machine()])
     return root, experiment_path, can_restore, restore
+
+
+def start_ray(sweep: SweepConfig) -> None:
+    """Join ``ray.address`` or start a local Ray (unless one is running), then check a trial fits a node."""
+    if not ray.is_initialized():
+        ray.init(address=sweep.ray.address, include_dashboard=False) if sweep.ray.address else ray.init(
+            include_dashboard=False)
+    check_resources(sweep)
+
+
+def start_afresh(sweep: SweepConfig, root: str, experiment_path: str, discard: bool) -> None:
+    """A sweep started anew: the old Tune state thrown away when ``discard`` (--restart; the stage store is
+    kept), its settings saved for the next resume, and no early-stopping decision carried over."""
+    if discard and not is_uri(root):
+        shutil.rmtree(experiment_path)
+    save_fingerprint(sweep, experiment_path)
+    if sweep.scheduler.kind == "pareto_halving":
+        from study.sweep.halving import forget
+
+        forget(root, sweep.name)
 
 
 def sweep_run(sweep: SweepConfig, client: MlflowClient, experiment_id: str, sweep_file: Path | None, restore: bool,

@@ -81,10 +81,7 @@ def tune_trial(params: dict, *, context: TrialContext) -> None:
             logged.add(stage)
         tune.report(metrics)
 
-    shared = context.share_stages
-    store = StageStore(context.store_uri if shared else f"{context.store_uri}/private/{config_id(cfg)}")
-    leases = (LeaseTable() if not shared else RayLeases(context.lease_actor) if context.lease_actor
-              else FileLeases(f"{context.store_uri}/{LEASES}"))
+    store, leases = stage_store(context, cfg)
     try:
         run_trial(cfg, out_dir, report, log=log, store=store, leases=leases,
                   holder=f"{key}@{ray.util.get_node_ip_address()}")
@@ -99,6 +96,15 @@ def tune_trial(params: dict, *, context: TrialContext) -> None:
     except BaseException as error:  # noqa: BLE001 - the run must never be left RUNNING
         finish(client, run_id, error="".join(traceback.format_exception(error)))
         raise
+
+
+def stage_store(context: TrialContext, cfg: TrialConfig) -> tuple[StageStore, object]:
+    """The trial's stage store and lease table: the sweep's shared store (leases in a Ray actor on object
+    storage, lease files beside a local store), or one private to the trial with ``share_stages: false``."""
+    if not context.share_stages:
+        return StageStore(f"{context.store_uri}/private/{config_id(cfg)}"), LeaseTable()
+    leases = RayLeases(context.lease_actor) if context.lease_actor else FileLeases(f"{context.store_uri}/{LEASES}")
+    return StageStore(context.store_uri), leases
 
 
 def tag_where_it_runs(client, run_id: str, cfg: TrialConfig) -> None:

@@ -129,13 +129,20 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: Evalu
         metrics.update(denoising_metrics(prior, clips, matched_levels, evaluation, device,
                                          lambda level: tell(next(done), passes, f"denoising at σ={level:g}")))
     if conditional and matched_levels:
-        for level in matched_levels:
-            if level not in matched_scores:
-                matched_scores[level] = log_likelihoods(prior, noisy(clips, level, seed), batch_size, device, level)
-        matched = [per_source_auroc(matched_scores[level]).mean() for level in matched_levels]
-        metrics["auroc_matched"] = torch.stack(matched).mean().item()
-        metrics["auroc_matched_min"] = torch.stack(matched).min().item()
+        metrics.update(matched_auroc(prior, clips, matched_levels, matched_scores, evaluation, device))
     return metrics, {"cross_likelihood": cross_likelihood(clean), "noise_curve": curve}
+
+
+def matched_auroc(prior: Prior, clips: torch.Tensor, levels, scored: dict, evaluation: EvaluationConfig,
+                  device) -> dict[str, float]:
+    """``auroc_matched`` and ``auroc_matched_min``: AUROC on σ-noised clips with the prior told σ, over
+    ``levels``; ``scored`` holds the levels already scored (σ -> log p), the others are scored here."""
+    for level in levels:
+        if level not in scored:
+            scored[level] = log_likelihoods(prior, noisy(clips, level, evaluation.seed), evaluation.batch_size,
+                                            device, level)
+    matched = torch.stack([per_source_auroc(scored[level]).mean() for level in levels])
+    return {"auroc_matched": matched.mean().item(), "auroc_matched_min": matched.min().item()}
 
 
 def denoising_metrics(prior: Prior, clips: torch.Tensor, levels, evaluation: EvaluationConfig, device,
