@@ -1,5 +1,5 @@
-"""Running a sweep again, as users do: every shipped sweep's settings survive being saved and checked, the
-quickstart itself finishes and its re-run changes nothing, and --restart keeps one sweep run per name."""
+"""Running a sweep again, as users do: every shipped sweep's settings survive being saved and checked, and the
+quickstart itself finishes and its re-run (plain and --resume) changes nothing."""
 from pathlib import Path
 
 import pytest
@@ -8,7 +8,6 @@ from mlflow.tracking import MlflowClient
 from study.config.reading import ConfigError
 from study.sweep.cli import load_sweep, main
 from study.sweep.driver import changed_settings, check_unchanged, save_fingerprint
-from study.sweep.tracking import REPLACED_TAG
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "sweeps").glob("*.yaml"))
@@ -44,8 +43,7 @@ def test_an_edited_grid_of_mappings_is_still_refused(tmp_path):
         check_unchanged(wider, str(tmp_path))
 
 
-def test_the_quickstart_runs_then_reruns_changing_nothing_and_restart_keeps_one_sweep_run(tmp_path, ray_session,
-                                                                                          monkeypatch, capsys):
+def test_the_quickstart_runs_then_reruns_changing_nothing(tmp_path, ray_session, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the README's command, run in a folder of its own
     command = [str(REPO / "sweeps" / "quickstart.yaml"), *SHORT]
     assert main(command) == 0
@@ -66,13 +64,4 @@ def test_the_quickstart_runs_then_reruns_changing_nothing_and_restart_keeps_one_
         assert "has finished already: nothing to do" in capsys.readouterr().out
         assert record() == before
 
-    assert main(command + ["--restart"]) == 0
-    out = capsys.readouterr().out
-    runs = client.search_runs([experiment], filter_string="tags.`study.role` = 'sweep'")
-    assert len(runs) == 1 and runs[0].info.run_name == "quickstart"  # one sweep run per name ...
-    replaced = client.search_runs([experiment], filter_string="tags.`study.role` = 'replaced'")
-    assert [r.info.run_name for r in replaced] == ["quickstart (replaced)"]  # ... the earlier one kept, renamed
-    assert replaced[0].data.tags[REPLACED_TAG] == runs[0].info.run_id and replaced[0].info.status == "FINISHED"
-    assert "kept as 'quickstart (replaced)'" in out and runs[0].info.run_id in out
-    assert main(command) == 0  # and the plain command is not refused afterwards
-    assert "has finished already" in capsys.readouterr().out
+    # --restart keeping one sweep run per name: tests/sweep/test_storage_faults.py, on a smaller sweep

@@ -32,9 +32,14 @@ def test_a_sweep_edited_since_it_started_is_refused_and_restart_reuses_its_stage
     assert len(parents_after) == 1 and len(children_after) == len(children)  # nothing ran, nothing logged
 
     assert main([path, "--restart"]) == 0
+    out = capsys.readouterr().out
     client, parents_after, children_after = runs_of(tmp_path)
     assert len(parents_after) == 1 and parents_after[0].info.run_id != parents[0].info.run_id  # one per name: the new
-    assert client.get_run(parents[0].info.run_id).data.tags["study.role"] == "replaced"  # the earlier, kept
+    earlier = client.get_run(parents[0].info.run_id)  # the earlier one kept, renamed, pointing at the new one
+    assert earlier.data.tags["study.role"] == "replaced" and earlier.info.run_name == "tiny (replaced)"
+    assert earlier.data.tags["study.replaced_by"] == parents_after[0].info.run_id
+    assert f"{parents[0].info.run_id} is kept as 'tiny (replaced)'" in out
+    assert main([path]) == 0 and "has finished already" in capsys.readouterr().out  # the plain command, afterwards
     again = stage_folders(store)
     assert all(len(again[key]) == 1 for key in trained)  # the two stages trained before: not trained again
     assert len(again) == len(trained) + 1  # only σ = 0.129's stage is new
