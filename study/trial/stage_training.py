@@ -4,9 +4,9 @@ lease (:mod:`study.store.leases`): a trial that finds it complete reuses it, one
 building it waits, and a trial that was stopped mid-stage continues from the stage's last stored checkpoint
 (the loop itself, :func:`study.trial.train.train`, saves and resumes those). A complete folder whose files no
 longer match their sealed digests is set aside and built again, never used.
-Training length as an axis: stages of one lineage are trained once, in order of length.
 
-With ``training.lr_horizon`` every length of a stage follows one learning-rate curve, and batches and noise
+Training length as an axis: stages of one lineage are trained once, in order of length. With
+``training.lr_horizon`` every length of a stage follows one learning-rate curve, and batches and noise
 depend only on (seed, step) (:mod:`study.trial.train`), so a stage of N steps is exactly a stage of M < N steps
 trained N − M steps further. The stages that differ only in length form a lineage
 (:func:`study.trial.stages.stage_lineages`). The lengths a lineage is wanted at are announced in the store under
