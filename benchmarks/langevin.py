@@ -11,7 +11,7 @@ from models import build_prior
 from study.runtime.cores import map_batch
 from study.data import ToyOscillators, mix
 from study.trial.separate import LangevinSchedule, annealed_langevin
-from study.config.schema import geometric_ladder
+from study.config.schema import DataConfig, geometric_ladder
 from study.runtime.device import autocast
 
 from .common import median, seconds_per_call
@@ -21,7 +21,7 @@ LENGTH, MIXTURES, SOURCES = 14_704, 8, 4
 
 def langevin_run(prior, device, steps: int, precision: str):
     """A call that runs ``steps`` Langevin steps over the MIXTURES toy mixtures, scored as the trial scores."""
-    mixtures = mix(ToyOscillators("test", MIXTURES, LENGTH, amplitude=1.0).clips(range(MIXTURES))).to(device)
+    mixtures = mix(ToyOscillators(DataConfig(test_size=MIXTURES), "test", LENGTH).clips(range(MIXTURES))).to(device)
     schedule = LangevinSchedule(sigmas=[0.01], steps_per_level=steps, epsilon=1e-7, bound=1e9)
     alphas = torch.full((SOURCES,), 1 / SOURCES)
     generator = torch.Generator(device=device).manual_seed(0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from .catalog import PRESETS, PRIOR_NAMES, prior_parameters, prior_setting, prior_settings, trained_by
+from .catalog import PRESETS, PRIOR_NAMES, prior_defaults, prior_setting, prior_settings, trained_by
 
 _HOMES = {"Prior": "base", "FloWaveNet": "flowavenet", "FloWaveNetNC": "flowavenet", "ScoreNet": "scorenet",
           "WaveNet": "wavenet", "WaveNetNC": "wavenet", "select_source": "grouping", "stack_sources": "grouping",
@@ -25,4 +25,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'models' has no attribute {name!r}")
 
 
-__all__ = ["PRESETS", "PRIOR_NAMES", "prior_parameters", "prior_setting", "prior_settings", "trained_by", *_HOMES]
+__all__ = ["PRESETS", "PRIOR_NAMES", "prior_defaults", "prior_setting", "prior_settings", "trained_by", *_HOMES]

@@ -12,26 +12,33 @@ import torch
 from torch import nn
 
 from .conditioning import as_sigma, sigma_features
+from .settings import PriorSettings
 
 
 SCORE_SAMPLES_PER_PASS = 16_384
 
 
 class Prior(nn.Module):
-    """Base class: subclasses implement :meth:`log_prob` and store their constructor kwargs in ``hparams``."""
+    """Base class: subclasses implement :meth:`log_prob` and are built from their family's settings."""
 
     name: str = ""
-    trained_by: str = "likelihood"  # or "denoising" (score priors): what objective_per_sample computes
 
-    def __init__(self, num_sources: int, noise_conditional: bool = False, cond_features: int = 16, **hparams):
+    def __init__(self, settings: PriorSettings):
         super().__init__()
-        self.num_sources = num_sources
-        self.noise_conditional = noise_conditional
-        self.cond_features = cond_features
-        # Self-describing checkpoints (demucs-style): rebuild with build_prior(name, **hparams).
-        self.hparams = {"num_sources": num_sources, **hparams}
-        if noise_conditional:
-            self.hparams.update(noise_conditional=True, cond_features=cond_features)
+        self.settings = settings
+        self.num_sources = settings.num_sources
+        self.noise_conditional = getattr(settings, "noise_conditional", True)  # score priors always are
+        self.cond_features = settings.cond_features
+
+    @property
+    def trained_by(self) -> str:
+        """``likelihood`` or ``denoising`` (score priors): what :meth:`objective_per_sample` computes."""
+        return self.settings.trained_by
+
+    @property
+    def hparams(self) -> dict:
+        """The settings as keywords: self-describing checkpoints (demucs-style), rebuilt by build_prior."""
+        return self.settings.as_dict()
 
     def log_prob(self, x: torch.Tensor, sigma=None) -> torch.Tensor:
         """Exact log-density in nats per clip. x: [B, K, T] -> [B, K].

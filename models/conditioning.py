@@ -10,7 +10,7 @@ import math
 
 import torch
 
-SIGMA_FLOOR = 1e-4  # σ = 0 (clean) is embedded as this level
+CLEAN_SIGMA = 1e-4  # σ = 0 (clean) is embedded as this level
 
 
 def as_sigma(sigma, x: torch.Tensor) -> torch.Tensor:
@@ -28,7 +28,7 @@ def as_sigma(sigma, x: torch.Tensor) -> torch.Tensor:
 
 def sigma_features(sigma: torch.Tensor, features: int) -> torch.Tensor:
     """Fourier features of log σ per source: [B, K] -> [B, K·features, 1] (group-major, like the convs)."""
-    u = torch.log(sigma.clamp_min(SIGMA_FLOOR)) / math.log(1 / SIGMA_FLOOR)  # ≈ [-1, 0] for σ in [1e-4, 1]
+    u = torch.log(sigma.clamp_min(CLEAN_SIGMA)) / math.log(1 / CLEAN_SIGMA)  # ≈ [-1, 0] for σ in [1e-4, 1]
     pairs = (features - 1) // 2
     freqs = math.pi * torch.arange(1, pairs + 1, dtype=sigma.dtype, device=sigma.device)
     angles = u.unsqueeze(-1) * freqs

@@ -16,6 +16,7 @@ from torch import nn
 
 from .base import Prior
 from .layers import WaveNetStack
+from .settings import FloWaveNetNCSettings, FloWaveNetSettings
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -89,10 +90,10 @@ class AffineCoupling(nn.Module):
     # log_s is squashed to ±MAX_LOG_SCALE by a tanh (still a bijection, exact log-det) for stable training.
     MAX_LOG_SCALE = 3.0
 
-    def __init__(self, channels: int, width: int, layers: int, kernel_size: int, groups: int, cond_channels: int = 0):
+    def __init__(self, channels: int, shape, groups: int, cond_channels: int = 0):
         super().__init__()
-        self.net = WaveNetStack(channels // 2, channels, width, layers, 1, kernel_size, groups,
-                                causal=False, zero_init_out=True, cond_channels=cond_channels)
+        self.net = WaveNetStack(channels // 2, channels, shape, groups, causal=False, zero_init_out=True,
+                                cond_channels=cond_channels)
 
     def _scale_shift(self, a: torch.Tensor, cond) -> tuple[torch.Tensor, torch.Tensor]:
         b, k, c, t = a.shape
@@ -150,36 +151,27 @@ class TopPrior(nn.Module):
 
 
 class FloWaveNet(Prior):
-    """Normalising-flow prior. Input length must be divisible by 2**blocks.
-
-    Args:
-        num_sources: K priors trained side by side with grouped convolutions.
-        blocks, flows: squeeze blocks and flows per block (paper toy: 4 × 6; MUSDB: 8 × 6).
-        layers, width, kernel_size: each coupling's WaveNet (paper: 10 layers, width 32 toy / 48 MUSDB, kernel 3).
-        split_every: split off half the channels after every this-many blocks.
-    """
+    """Normalising-flow prior built from :class:`models.settings.FloWaveNetSettings`. Input length must be
+    divisible by 2**blocks."""
 
     name = "flowavenet"
 
-    def __init__(self, num_sources: int = 1, blocks: int = 4, flows: int = 6, layers: int = 10,
-                 width: int = 32, kernel_size: int = 3, split_every: int = 2, noise_conditional: bool = False,
-                 cond_features: int = 16):
-        super().__init__(num_sources, noise_conditional, cond_features, blocks=blocks, flows=flows, layers=layers,
-                         width=width, kernel_size=kernel_size, split_every=split_every)
-        k, channels = num_sources, 1
-        e = cond_features if noise_conditional else 0
+    def __init__(self, settings: FloWaveNetSettings = FloWaveNetSettings()):
+        super().__init__(settings)
+        k, channels = settings.num_sources, 1
+        e = settings.cond_features if settings.noise_conditional else 0
         self.blocks = nn.ModuleList()
         self.split_priors = nn.ModuleDict()
-        for index in range(blocks):
+        for index in range(settings.blocks):
             channels *= 2
             self.blocks.append(nn.ModuleList(
-                nn.ModuleList([ActNorm(channels, k), AffineCoupling(channels, width, layers, kernel_size, k, e)])
-                for _ in range(flows)))
-            if (index + 1) % split_every == 0 and index < blocks - 1:
+                nn.ModuleList([ActNorm(channels, k), AffineCoupling(channels, settings, k, e)])
+                for _ in range(settings.flows)))
+            if (index + 1) % settings.split_every == 0 and index < settings.blocks - 1:
                 self.split_priors[str(index)] = SplitPrior(channels, k, e)
                 channels //= 2
         self.top = TopPrior(channels, k, e)
-        self.length_multiple = 2**blocks
+        self.length_multiple = 2**settings.blocks
 
     def _check_length(self, t: int) -> None:
         if t % self.length_multiple:
@@ -254,5 +246,5 @@ class FloWaveNetNC(FloWaveNet):
 
     name = "flowavenet_nc"
 
-    def __init__(self, *args, noise_conditional: bool = True, **kwargs):
-        super().__init__(*args, noise_conditional=True, **kwargs)
+    def __init__(self, settings: FloWaveNetNCSettings = FloWaveNetNCSettings()):
+        super().__init__(settings)

@@ -5,14 +5,15 @@ group-major axis first (see :mod:`models.layers`), so source k's weights are the
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from .base import Prior
 
 
 def _build(prior: Prior, num_sources: int) -> Prior:
-    hparams = dict(prior.hparams, num_sources=num_sources)
-    return type(prior)(**hparams)
+    return type(prior)(dataclasses.replace(prior.settings, num_sources=num_sources))
 
 
 def select_source(prior: Prior, k: int) -> Prior:

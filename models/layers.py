@@ -52,9 +52,8 @@ class WaveNetStack(nn.Module):
 
     Args:
         c_in, c_out: channels per source at the input and output.
-        width: residual/skip channels per source.
-        layers: layers per stack; dilations 1, 2, 4, … 2**(layers-1), repeated ``stacks`` times.
-        kernel_size: kernel of the dilated convolutions.
+        shape: any settings with ``width`` (residual/skip channels per source), ``layers`` (per stack;
+            dilations 1, 2, 4, … 2**(layers-1)), ``kernel_size`` and, optionally, ``stacks`` (repeats; 1).
         groups: number of sources K modelled side by side.
         causal: left padding only (autoregressive) instead of symmetric padding.
         zero_init_out: start the output layer at zero (flows start as the identity).
@@ -63,10 +62,11 @@ class WaveNetStack(nn.Module):
     Shapes: [B, K * c_in, T] (+ cond [B, K * cond_channels, 1]) -> [B, K * c_out, T].
     """
 
-    def __init__(self, c_in: int, c_out: int, width: int, layers: int, stacks: int = 1,
-                 kernel_size: int = 3, groups: int = 1, causal: bool = False, zero_init_out: bool = False,
-                 cond_channels: int = 0):
+    def __init__(self, c_in: int, c_out: int, shape, groups: int = 1, causal: bool = False,
+                 zero_init_out: bool = False, cond_channels: int = 0):
         super().__init__()
+        width, layers, kernel_size = shape.width, shape.layers, shape.kernel_size
+        stacks = getattr(shape, "stacks", 1)
         self.groups = groups
         k = groups
         self.front = nn.Conv1d(k * c_in, k * width, 1, groups=k)

@@ -9,6 +9,7 @@ from .base import Prior
 from .catalog import prior_settings
 from .flowavenet import FloWaveNet, FloWaveNetNC
 from .scorenet import ScoreNet
+from .settings import SETTINGS
 from .wavenet import WaveNet, WaveNetNC
 
 PRIORS: dict[str, type[Prior]] = {"flowavenet": FloWaveNet, "wavenet": WaveNet,
@@ -17,7 +18,7 @@ PRIORS: dict[str, type[Prior]] = {"flowavenet": FloWaveNet, "wavenet": WaveNet,
 
 def build_prior(name: str, preset: str | None = None, **hparams) -> Prior:
     """Build a prior by registry name, optionally starting from a named preset; ``hparams`` override it."""
-    return PRIORS[name](**prior_settings(name, preset, **hparams))
+    return PRIORS[name](SETTINGS[name].of(**prior_settings(name, preset, **hparams)))
 
 
 def prior_checkpoint(prior: Prior) -> dict:

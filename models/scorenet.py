@@ -18,43 +18,28 @@ from __future__ import annotations
 import torch
 
 from .base import Prior
-from .conditioning import as_sigma
+from .conditioning import CLEAN_SIGMA, as_sigma
 from .diffusion_bound import variational_bound
 from .layers import WaveNetStack
+from .settings import ScoreNetSettings
 
 BOUND_SEED = 20201  # noise of the bound's quadrature: the same for every prior, clip and call
 
 
 class ScoreNet(Prior):
-    """Noise-conditional score network per source.
-
-    Args:
-        num_sources: K priors trained side by side with grouped convolutions.
-        stacks, layers, width: dilation cycles, layers per cycle (dilations 1…2**(layers-1)), channels.
-        kernel_size: odd kernel of the dilated convolutions (DiffWave: 3).
-        sigma_min, sigma_max: the noise range the prior covers; the bound integrates from a clip's σ
-            (at least sigma_min) to sigma_max.
-        sigma_data: the data's standard deviation in the preconditioning and the bound's terminal
-            N(0, σ_max² + σ_d²) (1 for unit-RMS sources).
-        bound_nodes: quadrature nodes of the bound (2 forward passes each).
-    """
+    """Noise-conditional score network per source, built from :class:`models.settings.ScoreNetSettings`;
+    its bound integrates from a clip's σ (at least ``sigma_min``) to ``sigma_max``."""
 
     name = "scorenet"
-    trained_by = "denoising"
 
-    def __init__(self, num_sources: int = 1, stacks: int = 1, layers: int = 10, width: int = 32,
-                 kernel_size: int = 3, sigma_min: float = 0.01, sigma_max: float = 1.0, sigma_data: float = 1.0,
-                 bound_nodes: int = 12, cond_features: int = 16):
-        super().__init__(num_sources, True, cond_features, stacks=stacks, layers=layers, width=width,
-                         kernel_size=kernel_size, sigma_min=sigma_min, sigma_max=sigma_max, sigma_data=sigma_data,
-                         bound_nodes=bound_nodes)
-        self.hparams.pop("noise_conditional")  # always: not a setting of this family
-        if not 0 < sigma_min < sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max}")
-        self.sigma_min, self.sigma_max, self.sigma_data = sigma_min, sigma_max, sigma_data
-        self.bound_nodes = bound_nodes
-        self.net = WaveNetStack(1, 1, width, layers, stacks, kernel_size, num_sources, causal=False,
-                                zero_init_out=True, cond_channels=cond_features)
+    def __init__(self, settings: ScoreNetSettings = ScoreNetSettings()):
+        super().__init__(settings)
+        if not 0 < settings.sigma_min < settings.sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {settings.sigma_min} and {settings.sigma_max}")
+        self.sigma_min, self.sigma_max, self.sigma_data = settings.sigma_min, settings.sigma_max, settings.sigma_data
+        self.bound_nodes = settings.bound_nodes
+        self.net = WaveNetStack(1, 1, settings, settings.num_sources, causal=False, zero_init_out=True,
+                                cond_channels=settings.cond_features)
 
     @property
     def receptive_field(self) -> int:
@@ -62,7 +47,7 @@ class ScoreNet(Prior):
 
     def level(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """σ as [B, K, 1], floored (σ = 0 is not a level a score exists at)."""
-        return as_sigma(sigma, x).clamp_min(self.sigma_min * 1e-2).unsqueeze(-1)
+        return as_sigma(sigma, x).clamp_min(CLEAN_SIGMA).unsqueeze(-1)
 
     def denoise(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """D(x, σ): the network's estimate of the clean clip. x: [B, K, T], σ a number, [B] or [B, K]."""

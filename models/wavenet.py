@@ -20,49 +20,32 @@ import torchaudio.functional as AF
 
 from .base import Prior
 from .layers import WaveNetStack
+from .settings import WaveNetNCSettings, WaveNetSettings
 
 HEADS = ("logistic", "mulaw")
 SUPPORTS = ("real", "unit")
 
 
 class WaveNet(Prior):
-    """Causal WaveNet prior.
-
-    Args:
-        num_sources: K priors trained side by side with grouped convolutions.
-        stacks, layers: dilation cycles and layers per cycle (paper: 3 × 10, dilations 1…512).
-        width: residual/skip channels per source (paper: 64).
-        kernel_size: dilated-convolution kernel (paper: 2–3).
-        head: ``logistic`` (continuous mixture) or ``mulaw`` (256-way categorical).
-        mixtures: logistic components per sample.
-        support: ``real`` or ``unit`` for the logistic head (see module docstring).
-        min_log_scale: floor of each logistic's log-scale, bounding the density (a perfectly predictable
-            clean oscillator would otherwise drive log p to infinity).
-        quantization_channels: bins of the μ-law head.
-    """
+    """Causal WaveNet prior, built from :class:`models.settings.WaveNetSettings`."""
 
     name = "wavenet"
 
-    def __init__(self, num_sources: int = 1, stacks: int = 3, layers: int = 10, width: int = 64,
-                 kernel_size: int = 2, head: str = "logistic", mixtures: int = 10, support: str = "real",
-                 min_log_scale: float = -9.0, quantization_channels: int = 256, noise_conditional: bool = False,
-                 cond_features: int = 16):
-        super().__init__(num_sources, noise_conditional, cond_features, stacks=stacks, layers=layers, width=width,
-                         kernel_size=kernel_size, head=head, mixtures=mixtures, support=support,
-                         min_log_scale=min_log_scale, quantization_channels=quantization_channels)
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        if support not in SUPPORTS:
-            raise ValueError(f"support must be one of {SUPPORTS}, got {support!r}")
-        self.head, self.mixtures, self.support = head, mixtures, support
-        self.min_log_scale = min_log_scale
-        self.bins = quantization_channels
-        out = 3 * mixtures if head == "logistic" else quantization_channels
-        self.net = WaveNetStack(1, out, width, layers, stacks, kernel_size, num_sources, causal=True,
-                                cond_channels=cond_features if noise_conditional else 0)
-        if head == "mulaw":
+    def __init__(self, settings: WaveNetSettings = WaveNetSettings()):
+        super().__init__(settings)
+        if settings.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {settings.head!r}")
+        if settings.support not in SUPPORTS:
+            raise ValueError(f"support must be one of {SUPPORTS}, got {settings.support!r}")
+        self.head, self.mixtures, self.support = settings.head, settings.mixtures, settings.support
+        self.min_log_scale = settings.min_log_scale
+        self.bins = settings.quantization_channels
+        out = 3 * settings.mixtures if settings.head == "logistic" else self.bins
+        self.net = WaveNetStack(1, out, settings, settings.num_sources, causal=True,
+                                cond_channels=self.cond_features if self.noise_conditional else 0)
+        if settings.head == "mulaw":
             # Bin edges in x: μ-law decoding of the half-integer bin boundaries, clipped to [-1, 1].
-            edges = AF.mu_law_decoding(torch.arange(quantization_channels + 1) - 0.5, quantization_channels)
+            edges = AF.mu_law_decoding(torch.arange(self.bins + 1) - 0.5, self.bins)
             self.register_buffer("log_bin_width", torch.log(edges.clamp(-1, 1).diff()), persistent=False)
 
     @property
@@ -125,5 +108,5 @@ class WaveNetNC(WaveNet):
 
     name = "wavenet_nc"
 
-    def __init__(self, *args, noise_conditional: bool = True, **kwargs):
-        super().__init__(*args, noise_conditional=True, **kwargs)
+    def __init__(self, settings: WaveNetNCSettings = WaveNetNCSettings()):
+        super().__init__(settings)

@@ -4,13 +4,13 @@ integer, ``"8"`` is not a number, and floats must be finite (``.inf`` and ``.nan
 from __future__ import annotations
 
 import functools
-import inspect
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.catalog import PRESETS, PRIOR_NAMES, prior_parameters, prior_setting, trained_by
+from models.catalog import PRESETS, PRIOR_NAMES, prior_defaults, prior_setting, trained_by
+from models.settings import LOWEST_SIGMA
 
 SIGMA_TOLERANCE = 1e-6  # relative: ladder levels computed in floating point compare equal to σ
 
@@ -73,15 +73,13 @@ class PriorConfig(Section):
 
 
 def check_hparams(name: str, hparams: dict) -> None:
-    """Check ``hparams`` against the prior's constructor, so a wrong keyword fails validation (and ``--dry-run``)
-    rather than the trial: every key must be a parameter, of the type of its default."""
-    accepted = {key: p for key, p in prior_parameters(name).items() if key != "num_sources"}  # set by the data
+    """Check ``hparams`` against the prior's settings, so a wrong keyword fails validation (and ``--dry-run``)
+    rather than the trial: every key must be a setting, of the type of its default."""
+    accepted = {key: default for key, default in prior_defaults(name).items() if key != "num_sources"}  # the data's
     for key, value in hparams.items():
         if key not in accepted:
             raise ValueError(f"prior.hparams.{key}: {name} takes no such parameter; it takes {sorted(accepted)}")
-        default = accepted[key].default
-        if default is inspect.Parameter.empty or default is None:
-            continue
+        default = accepted[key]
         expected = type(default)
         if expected is bool or isinstance(value, bool):  # a bool is never an int here, nor an int a bool
             fits = expected is bool and isinstance(value, bool)
@@ -91,7 +89,7 @@ def check_hparams(name: str, hparams: dict) -> None:
             raise ValueError(f"prior.hparams.{key}: {name} expects {expected.__name__}, got {value!r}")
 
 
-def geometric_ladder(high: float = 1.0, low: float = 0.01, levels: int = 10) -> list[float]:
+def geometric_ladder(high: float = 1.0, low: float = LOWEST_SIGMA, levels: int = 10) -> list[float]:
     """σ_i from high down to low, geometrically spaced (1.0, 0.599, …, 0.017, 0.01 by default)."""
     return [high * (low / high) ** (i / (levels - 1)) for i in range(levels)]
 
@@ -200,7 +198,7 @@ class SeparationConfig(Section):
     length: int = Field(4096, ge=16)
     steps_per_level: int = Field(100, ge=1)
     epsilon: float = Field(2e-5, gt=0)
-    floor_sigma: float = Field(0.01, gt=0)  # the level a clean stage's prior is used at
+    floor_sigma: float = Field(LOWEST_SIGMA, gt=0)  # the level a clean stage's prior is used at
     start_sigma: float | None = Field(None, gt=0)  # enter the ladder at the first level <= this
     # "mixture" copies it into every source; "noise" draws N(0, σ_entry²); "projected" projects that noise onto
     # the mixture constraint Σ α_k s_k = m; "noised_prior" draws N(0, σ_entry² + v), a sample of the σ-noised
@@ -272,7 +270,7 @@ class TrialConfig(Section):
         for a score prior; otherwise its constructor's ``noise_conditional``, as set or by default."""
         if trained_by(self.prior.name) == "denoising":
             return True
-        if "noise_conditional" not in prior_parameters(self.prior.name):
+        if "noise_conditional" not in prior_defaults(self.prior.name):
             return False
         return bool(prior_setting(self.prior.name, self.prior.preset, self.prior.hparams, "noise_conditional"))
 
@@ -295,7 +293,7 @@ class TrialConfig(Section):
         if self.data.normalise == "peak":
             return self
         setting = functools.partial(prior_setting, self.prior.name, self.prior.preset, self.prior.hparams)
-        wavenet = "head" in prior_parameters(self.prior.name)
+        wavenet = "head" in prior_defaults(self.prior.name)
         needs_unit_range = [("training.noise.clip", self.training.noise.clip),
                             ("prior.hparams.head=mulaw", wavenet and setting("head") == "mulaw"),
                             ("prior.hparams.support=unit", wavenet and setting("support") == "unit")]

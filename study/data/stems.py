@@ -33,14 +33,14 @@ import torch
 import torchaudio.functional as AF
 from torch.utils.data import Dataset
 
+from study.config.schema import DataConfig
 from study.store.stage_store import write_local
 
-from .base import NORMALISATIONS, mix, normalise
+from .base import mix, normalise
 from .errors import DataError
 from .content import default_cache_dir, file_digest
-from .layouts import LAYOUTS, MUSDB_SOURCES, TrackFiles, track_folders
+from .layouts import LAYOUTS, TrackFiles, source_names, track_folders
 
-CHANNEL_MODES = ("left", "mean")
 MAX_CROP_TRIES = 200
 CACHE_FORMAT = 2  # bump when the processing changes, so old cache entries are not read as new ones
 LEVEL_CHUNK_SAMPLES = 1 << 22  # samples per source read at a time when measuring crop levels (16 MB)
@@ -154,39 +154,30 @@ class StemsDataset(Dataset):
     """One split of a multitrack folder, cut into crops of ``length``.
 
     Args:
-        root: dataset root holding ``<split>/<track>/…`` in the given ``layout``.
+        cfg: the data section (:class:`study.config.schema.DataConfig`): ``root`` holding
+            ``<split>/<track>/…`` in the layout of ``kind`` (``stems``: MUSDB18-HQ, ``slakh``: Slakh2100), the
+            sources in prior order, ``sample_rate`` (None: the files' own), ``channel`` (``left`` as in the
+            paper, or ``mean``), ``silence_db`` (skip crops where any source's RMS is below it; None keeps
+            every crop), ``normalise`` and ``cache_dir`` (default ``$PRIOR_STUDY_CACHE`` or
+            ~/.cache/prior-study) for decoded audio.
         split: sub-folder, e.g. ``train`` or ``test``.
-        sources: source names in prior order (MUSDB default drums, bass, other, vocals).
-        sample_rate: target rate (paper 14 700 Hz).
         length: crop length T.
-        channel: ``left`` (paper) or ``mean``.
-        silence_db: skip crops where any source's RMS is below this level (dB re the normalised level); None
-            keeps every crop.
-        cache_dir: where decoded audio is cached (default ``$PRIOR_STUDY_CACHE`` or ~/.cache/prior-study).
         max_eval_crops: cap on fixed evaluation crops (spread evenly over the usable ones).
-        layout: ``stems`` (MUSDB18-HQ) or ``slakh`` (Slakh2100).
-        normalise: ``rms`` (unit RMS over the audible part) or ``peak`` (peak 1).
     """
 
-    def __init__(self, root, split: str = "train", sources=MUSDB_SOURCES, sample_rate: int = 14_700,
-                 length: int = 16384, channel: str = "left", silence_db: float | None = -40.0,
-                 cache_dir=None, max_eval_crops: int | None = None, layout: str = "stems",
-                 normalise: str = "rms"):
-        if channel not in CHANNEL_MODES:
-            raise DataError("stems.channel", f"must be one of {CHANNEL_MODES}, got {channel!r}")
-        if normalise not in NORMALISATIONS:
-            raise DataError("data.normalise", f"must be one of {NORMALISATIONS}, got {normalise!r}")
-        if layout not in LAYOUTS:
-            raise DataError("data.kind", f"unknown layout {layout!r}; choose one of {sorted(LAYOUTS)}")
-        self.root, self.split, self.layout = Path(root), split, layout
-        self.sources, self.sample_rate = tuple(sources), sample_rate
-        self.channel, self.silence_db, self.normalise = channel, silence_db, normalise
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    def __init__(self, cfg: DataConfig, split: str, length: int, max_eval_crops: int | None = None):
+        if cfg.kind not in LAYOUTS:
+            raise DataError("data.kind", f"unknown layout {cfg.kind!r}; choose one of {sorted(LAYOUTS)}")
+        self.root, self.split, self.layout = Path(cfg.root), split, cfg.kind
+        self.sources = source_names(cfg)
+        self.sample_rate = cfg.sample_rate or native_rate(self.root, self.sources, cfg.kind)
+        self.channel, self.silence_db, self.normalise = cfg.channel, cfg.silence_db, cfg.normalise
+        self.cache_dir = Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_dir()
         if not self.root.is_dir():
             raise DataError(self.root, "dataset root does not exist")
         folders = track_folders(self.root, split)
         self.track_names = [p.name for p in folders]
-        self.tracks = [self._load_track(LAYOUTS[layout](p, self.sources)) for p in folders]
+        self.tracks = [self._load_track(LAYOUTS[cfg.kind](p, self.sources)) for p in folders]
         self._cut(length, max_eval_crops)
 
     def with_length(self, length: int, max_eval_crops: int | None = None) -> "StemsDataset":

@@ -10,17 +10,21 @@ streams and any item can be regenerated without the others.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .base import NORMALISATIONS, mix
+from study.config.schema import DataConfig
+
+from .base import mix
 from .errors import DataError
-from .layouts import TOY_SOURCES
+from .layouts import TOY_SOURCES, source_names
 
 TOY_SAMPLE_RATE = 14_700
+ITEM_LENGTH = 48_000  # samples per generated item (paper); training crops start anywhere in it
 SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
 # RMS of each unit-peak waveform over a period (of the continuous wave; integer periods differ by < 1 %)
 UNIT_PEAK_RMS = {"sin": math.sqrt(0.5), "square": 1.0, "saw": math.sqrt(1 / 3), "triangle": math.sqrt(1 / 3)}
@@ -40,35 +44,31 @@ def oscillate(kind: str, u: torch.Tensor) -> torch.Tensor:
 
 
 class ToyOscillators(Dataset):
-    """One split of toy items; each index is one item of ``item_length`` samples, cropped to ``length``.
+    """One split of toy items; each index is one item of ``ITEM_LENGTH`` samples (or ``length`` if longer),
+    cropped to ``length``.
 
     Args:
-        split: ``train``, ``valid`` or ``test``.
-        size: number of items (paper: 5 000 train / 1 500 test).
+        cfg: the data section (:class:`study.config.schema.DataConfig`): its seed, sources, normalisation,
+            and the split's size and amplitude (``train_size``/``train_amplitude`` for ``train``, the test
+            ones otherwise; an amplitude of None draws A ~ U[0.8, 1) per source and item).
+        split: ``train``, ``valid`` or ``test``; with the seed and index it fixes every item.
         length: crop length T returned (paper: 16 384 flow / 3 075 WaveNet training, 4 000 evaluation).
-        seed: study seed; with split and index it fixes every item.
-        amplitude: fixed amplitude for every source, or None for A ~ U[0.8, 1) per source and item.
-        item_length: length of each generated item (paper 48 000); training crops start anywhere in it.
-        sources: subset/order of oscillators.
-        normalise: ``rms`` (each wave at RMS A) or ``peak`` (peak A, the paper's).
     """
 
-    def __init__(self, split: str = "train", size: int = 5000, length: int = 16384, seed: int = 0,
-                 amplitude: float | None = None, item_length: int = 48_000, sources=TOY_SOURCES,
-                 normalise: str = "rms"):
-        if normalise not in NORMALISATIONS:
-            raise DataError("data.normalise", f"must be one of {NORMALISATIONS}, got {normalise!r}")
+    def __init__(self, cfg: DataConfig, split: str, length: int):
         if split not in SPLIT_CODES:
             raise DataError("toy.split", f"unknown split {split!r}; choose from {sorted(SPLIT_CODES)}")
-        if length > item_length:
-            raise DataError("toy.length", f"crop length {length} exceeds the item length {item_length}")
-        self.split, self.size, self.length, self.seed = split, size, length, seed
-        self.amplitude, self.item_length = amplitude, item_length
-        self.sources, self.normalise = tuple(sources), normalise
+        train = split == "train"
+        self.split, self.length, self.seed = split, length, cfg.seed
+        self.size = cfg.train_size if train else cfg.test_size
+        self.amplitude = cfg.train_amplitude if train else cfg.eval_amplitude
+        self.item_length = max(ITEM_LENGTH, length)
+        self.sources, self.normalise = source_names(cfg), cfg.normalise
         self.sample_rate = TOY_SAMPLE_RATE
         for kind in self.sources:
             oscillate(kind, torch.zeros(1))  # fail early on an unknown name
-        self._scales = torch.tensor([1 / UNIT_PEAK_RMS[kind] if normalise == "rms" else 1.0 for kind in self.sources])
+        self._scales = torch.tensor([1 / UNIT_PEAK_RMS[kind] if self.normalise == "rms" else 1.0
+                                     for kind in self.sources])
         self._periods, self._phases, self._amplitudes = self._draw_parameters()
 
     def _draw_parameters(self):
@@ -114,5 +114,6 @@ class ToyOscillators(Dataset):
 
     def with_length(self, length: int, max_eval_crops: int | None = None) -> "ToyOscillators":
         """The same items cropped to ``length`` (items are generated, so nothing is loaded again)."""
-        return ToyOscillators(self.split, self.size, length, self.seed, self.amplitude,
-                              max(self.item_length, length), self.sources, self.normalise)
+        other = copy.copy(self)  # items depend on (seed, split, index) only: nothing is drawn again
+        other.length, other.item_length = length, max(self.item_length, length)
+        return other

@@ -84,11 +84,12 @@ def check_finite(loglik: torch.Tensor, sources, what: str) -> None:
 
 
 def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: EvaluationConfig, device, *,
-                   flac_logp: torch.Tensor | None = None, background_logp: torch.Tensor | None = None,
+                   reference_logp: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None),
                    matched_levels=(), progress=None) -> tuple[dict[str, float], dict]:
     """Metrics (the README's metrics table) plus the tables behind the plots, with ``evaluation``'s noise
     levels, pass size and noise seed.
 
+    ``reference_logp``: (flac_logp, background_logp), either None.
     ``flac_logp``: log p_FLAC per sample of the clean clips, [N, K] (study.measure.ood.flac_log_density); when
     given, ``auroc_complexity`` ranks clips by log p_k − log p_FLAC instead of raw log p_k.
     ``background_logp``: log p per sample of the clean clips under a background prior, [N, K]; when given,
@@ -109,6 +110,7 @@ def evaluate_prior(prior: Prior, clips: torch.Tensor, sources, evaluation: Evalu
     tell(next(done), passes, "log p of the clean clips")
     check_finite(clean, sources, "clean clips")
     metrics = {**discrimination_metrics(clean, sources), **bits_per_sample(clean, sources)}
+    flac_logp, background_logp = reference_logp
     if flac_logp is not None:
         metrics.update(discrimination_metrics(likelihood_ratio(clean, flac_logp), sources, name="auroc_complexity"))
     if background_logp is not None:

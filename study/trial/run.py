@@ -135,9 +135,8 @@ class Trial:
 
         def make(scratch: Path) -> None:
             t0 = time.perf_counter()
-            flac_logp, background_logp = self.reference_densities
             metrics, tables = evaluate_prior(prior, self.test_clips, sources, cfg.evaluation, self.device,
-                                             flac_logp=flac_logp, background_logp=background_logp,
+                                             reference_logp=self.reference_densities,
                                              matched_levels=levels_up_to(cfg.schedule.ladder, stage.sigma),
                                              progress=Progress(self.log, f"evaluation of stage {stage.index}"))
             title = f"{cfg.prior.name}, stage {stage.index} (trained at σ={stage.sigma:g})"

@@ -177,7 +177,7 @@ class StageBuilder:
         self.store.write_json(f"{key}/attempts/{time.time():.3f}-{uuid.uuid4().hex[:6]}.json",
                               {"holder": self.holder, "pid": os.getpid(), "start_step": start,
                                "steps": training.steps})
-        trained = train(prior, data, training, stage.train_sigma, ladder=stage.ladder, checkpoint=checkpoint,
+        trained = train(prior, data, training, stage.levels, checkpoint=checkpoint,
                         device=self.device, log=self.log,
                         on_checkpoint=lambda path: self.store.write_bytes(f"{key}/train.pt", path.read_bytes()))
         self.store.write_torch(f"{key}/prior.pt", prior_checkpoint(prior))

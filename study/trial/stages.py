@@ -25,6 +25,15 @@ NOT_WEIGHTS = {"log_every", "checkpoint_every"}  # training settings that do not
 
 
 @dataclass(frozen=True)
+class TrainingLevels:
+    """The noise a stage trains with: up to ``train_sigma`` (0: clean), drawn for a σ-conditional prior from
+    the levels of its ``ladder`` (None: an unconditional prior, trained at ``train_sigma`` itself)."""
+
+    train_sigma: float = 0.0
+    ladder: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Stage:
     """One training phase. All of its σ policy is decided here, once, by :func:`plan_stages`."""
 
@@ -33,12 +42,16 @@ class Stage:
     steps: int
     init_from: int | None  # stage whose weights this stage starts from; None = random init
     ladder: tuple[float, ...] | None = None  # the levels a σ-conditional prior trains on; None: unconditional
-    floor: float = 0.0  # the lowest level it trains at (a score prior cannot learn at σ = 0)
+    lowest_level: float = 0.0  # the lowest level it trains at (a score prior cannot learn at σ = 0)
 
     @property
     def train_sigma(self) -> float:
-        """The level training noise is drawn up to (a score prior's clean stage trains at the floor)."""
-        return max(self.sigma, self.floor)
+        """The level training noise is drawn up to (a score prior's clean stage trains at its lowest level)."""
+        return max(self.sigma, self.lowest_level)
+
+    @property
+    def levels(self) -> TrainingLevels:
+        return TrainingLevels(self.train_sigma, self.ladder)
 
 
 def content_hash(tree, length: int = KEY_LENGTH) -> str:
@@ -96,11 +109,11 @@ def plan_stages(cfg: TrialConfig) -> list[Stage]:
 
 def noise_policy(cfg: TrialConfig) -> dict:
     """The ladder a σ-conditional prior trains on (the configured one, for every prior the trial trains) and its
-    floor: a score prior has no σ = 0, so its clean stage trains at the ladder's lowest level."""
+    lowest level: a score prior has no σ = 0, so its clean stage trains at the ladder's lowest level."""
     if not cfg.noise_conditional:
-        return {"ladder": None, "floor": 0.0}
+        return {"ladder": None, "lowest_level": 0.0}
     ladder = tuple(cfg.schedule.ladder)
-    return {"ladder": ladder, "floor": min(ladder) if trained_by(cfg.prior.name) == "denoising" else 0.0}
+    return {"ladder": ladder, "lowest_level": min(ladder) if trained_by(cfg.prior.name) == "denoising" else 0.0}
 
 
 def stage_training(cfg: TrialConfig, stage: Stage) -> TrainingConfig:

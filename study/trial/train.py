@@ -29,7 +29,7 @@ from study.data import DataError, build_clips
 from study.trial.evaluate import cross_log_likelihood, log_likelihoods
 from study.measure.metrics import cross_likelihood
 from study.runtime.device import autocast, pick_device
-from study.trial.stages import levels_up_to, plan_stages
+from study.trial.stages import TrainingLevels, levels_up_to, plan_stages
 from study.store.stage_store import write_local
 
 
@@ -169,20 +169,18 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, *, ladder=None,
+def train(prior: Prior, data, cfg: TrainingConfig, levels: TrainingLevels = TrainingLevels(), *,
           checkpoint: Path | None = None, device: torch.device | None = None, log: Callable[[str], None] = print,
           on_checkpoint: Callable[[Path], None] | None = None) -> TrainingResult:
     """Train ``prior`` (all sources at once) on crops from ``data`` (a clip source of matching K), with
-    training noise of level ``sigma`` added as ``cfg.noise`` says.
-
-    ``ladder``: the noise levels a σ-conditional prior trains on, and ``sigma`` the highest it is trained at;
-    stage planning decides both (:class:`study.trial.stages.Stage`: ``ladder``, ``train_sigma``).
+    training noise up to ``levels.train_sigma`` added as ``cfg.noise`` says; a σ-conditional prior draws its
+    levels from ``levels.ladder``. Stage planning decides both (:attr:`study.trial.stages.Stage.levels`).
 
     Resumes from ``checkpoint`` when it exists (model, optimiser, schedule and step); saves to it every
     ``cfg.checkpoint_every`` steps and at the end, then calls ``on_checkpoint(path)`` (e.g. to upload it).
     Raises :class:`TrainingError` on a non-finite loss.
     """
-    if prior.noise_conditional and not ladder:
+    if prior.noise_conditional and not levels.ladder:
         raise ValueError(f"{prior.name} is σ-conditional: train it over a ladder of noise levels (study.trial.stages)")
     device = device or pick_device()
     prior.to(device).train()
@@ -192,8 +190,8 @@ def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, *, ladder
     t0 = window_t = time.perf_counter()
     window_steps = 0
     for step in range(start, cfg.steps):
-        x, told, target = noised_batch(prior, data, cfg, sigma, ladder, step, device)
-        loss, objective = loss_and_gradients(prior, x, told, cfg, target)  # per source: NLL or denoising loss
+        x, level, target = noised_batch(prior, data, cfg, levels, step, device)
+        loss, objective = loss_and_gradients(prior, x, level, cfg, target)  # per source: NLL or denoising loss
         if not torch.isfinite(loss):
             bad = [names[k] for k in range(len(names)) if not torch.isfinite(objective[k])]
             raise TrainingError(f"non-finite training loss at step {step} for source(s) {bad}: "
@@ -205,7 +203,7 @@ def train(prior: Prior, data, cfg: TrainingConfig, sigma: float = 0.0, *, ladder
         window_steps += 1
         done = step + 1
         if checkpoint is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_checkpoint(Path(checkpoint), prior, optimizer, scheduler, done, cfg, sigma)
+            save_checkpoint(Path(checkpoint), prior, optimizer, scheduler, done, cfg, levels.train_sigma)
             if on_checkpoint is not None:
                 on_checkpoint(Path(checkpoint))
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -231,19 +229,19 @@ def resume(checkpoint: Path | None, prior: Prior, optimizer, scheduler, log) -> 
     return record["step"]
 
 
-def noised_batch(prior: Prior, data, cfg: TrainingConfig, sigma: float, ladder, step: int, device):
-    """Step ``step``'s batch with its training noise, on ``device``: (x, σ told or None, clean target of a
+def noised_batch(prior: Prior, data, cfg: TrainingConfig, levels: TrainingLevels, step: int, device):
+    """Step ``step``'s batch with its training noise, on ``device``: (x, σ level or None, clean target of a
     score prior or None). Crops and noise depend only on (seed, step), so a resumed run draws the same."""
     clean = data.training_batch(step_generator(cfg.seed, step, 0), cfg.batch_size)
     noise_rng = step_generator(cfg.seed, step, 1)
     if prior.noise_conditional:
-        told = draw_sigmas(sigma, cfg.noise, ladder, clean.shape[:2], noise_rng)
-        x = add_conditional_noise(clean, told, cfg.noise, noise_rng)
-        told = told.to(device)
+        level = draw_sigmas(levels.train_sigma, cfg.noise, levels.ladder, clean.shape[:2], noise_rng)
+        x = add_conditional_noise(clean, level, cfg.noise, noise_rng)
+        level = level.to(device)
     else:
-        told, x = None, add_training_noise(clean, sigma, cfg.noise, noise_rng)
+        level, x = None, add_training_noise(clean, levels.train_sigma, cfg.noise, noise_rng)
     target = clean.to(device, non_blocking=True) if prior.trained_by == "denoising" else None
-    return x.to(device, non_blocking=True), told, target
+    return x.to(device, non_blocking=True), level, target
 
 
 def progress_line(prior: Prior, names, done: int, steps: int, objective: torch.Tensor, rate: float) -> str:
@@ -298,7 +296,7 @@ def main(argv=None) -> int:
     prior = build_prior(prior_cfg.name, prior_cfg.preset, num_sources=len(train_clips.sources), **prior_cfg.hparams)
     print(f"{prior.name} ({prior_cfg.preset}): {prior.num_parameters(per_source=True):,} parameters per source, "
           f"{len(train_clips.sources)} sources {train_clips.sources}")
-    result = train(prior, train_clips, cfg, stage.train_sigma, ladder=stage.ladder, checkpoint=args.out)
+    result = train(prior, train_clips, cfg, stage.levels, checkpoint=args.out)
     print(f"trained {result.step} steps in {result.wall_seconds:.1f} s ({result.source_samples_per_second:,.0f} source-samples/s)")
     test = build_clips(data_cfg, "test", cfg.crop)
     bits = held_out_bits(prior, test.clips(range(min(args.eval_clips, len(test)))))

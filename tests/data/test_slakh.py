@@ -55,8 +55,10 @@ def slakh(tmp_path):
     return root
 
 
-def dataset(root, tmp_path, split="train", **kw):
-    return StemsDataset(root, split, SLAKH_SOURCES, RATE, 1024, cache_dir=tmp_path / "cache", layout="slakh", **kw)
+def dataset(root, tmp_path, split="train", max_eval_crops=None, **data):
+    cfg = DataConfig(kind="slakh", root=root, sources=list(SLAKH_SOURCES), sample_rate=RATE,
+                     cache_dir=tmp_path / "cache", **data)
+    return StemsDataset(cfg, split, 1024, max_eval_crops)
 
 
 def left(path) -> np.ndarray:

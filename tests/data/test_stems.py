@@ -4,6 +4,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from study.config.schema import DataConfig
 from study.data import DataError, StemsDataset
 
 SOURCES = ("drums", "bass", "vocals")
@@ -30,9 +31,10 @@ def root(tmp_path):
     return tmp_path / "data"
 
 
-def dataset(root, tmp_path, **kw):
-    kw.setdefault("cache_dir", tmp_path / "cache")
-    return StemsDataset(root, kw.pop("split", "train"), sources=SOURCES, sample_rate=14_700, length=2048, **kw)
+def dataset(root, tmp_path, split="train", max_eval_crops=None, **data):
+    cfg = DataConfig(kind="stems", root=root, sources=list(SOURCES), sample_rate=14_700,
+                     cache_dir=data.pop("cache_dir", tmp_path / "cache"), **data)
+    return StemsDataset(cfg, split, 2048, max_eval_crops)
 
 
 def audio(data, track=0) -> torch.Tensor:
@@ -104,7 +106,9 @@ def test_silence_policy_skips_silent_crops(tmp_path):
 ])
 def test_missing_folders(tmp_path, problem, breaker, message):
     with pytest.raises(DataError, match=message):
-        StemsDataset(breaker(tmp_path), "train", sources=SOURCES, cache_dir=tmp_path / "c")
+        StemsDataset(DataConfig(kind="stems", root=breaker(tmp_path), sources=list(SOURCES), sample_rate=14_700,
+                                cache_dir=tmp_path / "c"),
+                     "train", 16_384)
 
 
 def test_missing_stem_names_the_file(tmp_path):

@@ -7,8 +7,9 @@ import torch
 
 from models import build_prior, select_source, stack_sources
 from models.diffusion_bound import variational_bound
-from study.config.schema import TrainingConfig, geometric_ladder
+from study.config.schema import DataConfig, TrainingConfig, geometric_ladder
 from study.data.toy import ToyOscillators
+from study.trial.stages import TrainingLevels
 from study.trial.train import train
 
 T = 4096
@@ -64,7 +65,8 @@ def trained_tiny(steps=40):
     cfg = TrainingConfig(steps=steps, batch_size=4, crop=256, lr=3e-3, log_every=steps, noise={"levels": "loguniform"})
     lines = []
     ladder = geometric_ladder()  # a clean stage of a score prior trains at the ladder's floor (study.trial.stages)
-    train(prior, ToyOscillators("train", 64, 256), cfg, sigma=min(ladder), ladder=ladder, device=torch.device("cpu"),
+    data = ToyOscillators(DataConfig(train_size=64), "train", 256)
+    train(prior, data, cfg, TrainingLevels(min(ladder), tuple(ladder)), device=torch.device("cpu"),
           log=lines.append)
     return prior.eval(), lines
 
@@ -72,7 +74,7 @@ def trained_tiny(steps=40):
 def test_score_matching_trains_and_sources_can_be_cut_and_stacked():
     prior, lines = trained_tiny()
     assert "denoising loss" in lines[-1]
-    x = ToyOscillators("test", 4, 256).clips(range(2))
+    x = ToyOscillators(DataConfig(test_size=4, eval_amplitude=None), "test", 256).clips(range(2))
     with torch.no_grad():
         score = prior.score(x, 0.1)
         assert not torch.allclose(score, -x / 1.01, atol=1e-3)  # it learnt something

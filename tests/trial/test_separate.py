@@ -233,7 +233,7 @@ def test_karras_levels_run_from_the_entry_down_to_the_floor():
     assert len(levels) == 40 and abs(levels[0] - 3.0) < 1e-12 and abs(levels[-1] - 0.01) < 1e-12
     assert all(a > b for a, b in zip(levels, levels[1:]))
     assert sum(level < 0.3 for level in levels) >= 20  # ρ = 7: half the levels below σ_max/10 (evenly: 4)
-    stages = [Stage(0, 3.0, 10, None, ladder=(3.0, 1.0, 0.01), floor=0.01)]
+    stages = [Stage(0, 3.0, 10, None, ladder=(3.0, 1.0, 0.01), lowest_level=0.01)]
     entered = separation_levels(stages, SeparationConfig(levels="karras", karras_levels=5, start_sigma=1.0),
                                 stages[-1].ladder)
     assert [i for _, i in entered] == [0] * 5 and abs(entered[0][0] - 1.0) < 1e-12

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from models import build_prior, stack_sources
-from study.config.schema import NoiseConfig, TrainingConfig, geometric_ladder
+from study.config.schema import DataConfig, NoiseConfig, TrainingConfig, geometric_ladder
 from study.data import ToyOscillators
+from study.trial.stages import TrainingLevels
 from study.trial.train import TrainingError, add_training_noise, held_out_bits, train
 
 QUIET = dict(log=lambda line: None)
@@ -30,16 +31,17 @@ def test_tiny_prior_learns_its_source(name, crop):
     """Trained on sin only, the prior must give held-out sin clips clearly higher likelihood than square clips."""
     torch.manual_seed(0)
     prior = build_prior(name, preset="tiny")
-    train(prior, ToyOscillators("train", 500, crop, sources=("sin",)), cfg(steps=300, crop=crop), **QUIET)
-    sin = ToyOscillators("test", 64, crop, sources=("sin",), amplitude=1.0).clips(range(64))
-    square = ToyOscillators("test", 64, crop, sources=("square",), amplitude=1.0).clips(range(64))
+    data = ToyOscillators(DataConfig(train_size=500, sources=["sin"]), "train", crop)
+    train(prior, data, cfg(steps=300, crop=crop), **QUIET)
+    sin = ToyOscillators(DataConfig(test_size=64, sources=["sin"]), "test", crop).clips(range(64))
+    square = ToyOscillators(DataConfig(test_size=64, sources=["square"]), "test", crop).clips(range(64))
     bits_sin, bits_square = held_out_bits(prior, sin).item(), held_out_bits(prior, square).item()
     print(f"{name}: held-out sin {bits_sin:.3f} vs square {bits_square:.3f} bits/sample")
     assert bits_sin < bits_square - 0.5
 
 
 def test_same_seed_same_weights_and_exact_resume(tmp_path):
-    data = ToyOscillators("train", 100, 256)
+    data = ToyOscillators(DataConfig(train_size=100), "train", 256)
     config = cfg(steps=20, crop=256, batch_size=4, log_every=10, checkpoint_every=10)
 
     def fresh():
@@ -69,7 +71,7 @@ def test_same_seed_same_weights_and_exact_resume(tmp_path):
 
 def test_grouped_training_equals_separate_training():
     torch.manual_seed(0)
-    clips = ToyOscillators("train", 8, 256).clips(range(8))[:, :2]
+    clips = ToyOscillators(DataConfig(train_size=8), "train", 256).clips(range(8))[:, :2]
     singles = [build_prior("wavenet", preset="tiny") for _ in range(2)]
     grouped = stack_sources(singles)
     config = cfg(steps=15, crop=256, batch_size=8, grad_clip=0.05)  # small clip: clipping is active
@@ -109,8 +111,9 @@ def test_noise_conditional_training_learns_to_use_sigma():
     torch.manual_seed(0)
     prior = build_prior("wavenet_nc", preset="tiny")
     config = cfg(steps=250, crop=512)
-    train(prior, ToyOscillators("train", 300, 512, sources=("sin",)), config, 0.36, ladder=geometric_ladder(), **QUIET)
-    clean = ToyOscillators("test", 32, 512, sources=("sin",), amplitude=1.0).clips(range(32))
+    data = ToyOscillators(DataConfig(train_size=300, sources=["sin"]), "train", 512)
+    train(prior, data, config, TrainingLevels(0.36, tuple(geometric_ladder())), **QUIET)
+    clean = ToyOscillators(DataConfig(test_size=32, sources=["sin"]), "test", 512).clips(range(32))
     noisy = clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(3))
     prior.eval()
     with torch.no_grad():
