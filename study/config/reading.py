@@ -120,14 +120,7 @@ def read_yaml(path: str | Path) -> dict:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {error.start}); is this the YAML file?") from None
-    try:
-        loaded = parse_yaml(text)
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(bounded(f"{path}: not valid YAML ({error})")) from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply") from None
+    loaded = parse_yaml_said(text, str(path), "not valid YAML")
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -174,13 +167,20 @@ def apply_override(tree: dict, assignment: str) -> None:
         raise ConfigError(f"--set {excerpt(assignment)}: expected the form key.path=value")
     key, raw = assignment.split("=", 1)
     key = key.strip()
-    try:
-        value = parse_yaml(raw)
-    except ConfigError as error:
-        raise ConfigError(f"--set {key}: {error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(bounded(f"--set {key}: value {excerpt(raw)} is not valid YAML ({error})")) from None
+    value = parse_yaml_said(raw, f"--set {key}", f"value {excerpt(raw)} is not valid YAML")
     set_path(tree, key, value, where=f"--set {key}")
+
+
+def parse_yaml_said(text: str, where: str, invalid: str):
+    """:func:`parse_yaml`, every failure one ConfigError line that starts with ``where``."""
+    try:
+        return parse_yaml(text)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(bounded(f"{where}: {invalid} ({error})")) from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
 
 
 def load_tree(path: str | Path, overrides: list[str] = ()) -> dict:
