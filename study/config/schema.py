@@ -182,12 +182,45 @@ class EvaluationConfig(Section):
 
 # The sampler's options, declared once: SeparationConfig validates them, LangevinSchedule (study.trial.separate)
 # takes them, and INIT_NAMES says in words where each start begins (logs and plots).
-Init = Literal["mixture", "noise", "projected", "noised_prior", "denoiser"]
+Init = Literal["mixture", "noise", "projected", "noised_prior", "denoiser", "amortised"]
 Rule = Literal["gaussian", "dirac", "smoothed_map"]
 Predictor = Literal["none", "reverse_diffusion"]
 PinnedSigma = Literal["level", "matched"]
 INIT_NAMES = {"mixture": "the mixture", "noise": "noise", "projected": "noise projected onto the mixture",
-              "noised_prior": "the noised prior", "denoiser": "the denoised mixture"}
+              "noised_prior": "the noised prior", "denoiser": "the denoised mixture",
+              "amortised": "the separator's estimate"}
+
+
+class SeparatorConfig(Section):
+    """A separator network trained by the priors alone (study.trial.amortised): torchaudio's ConvTasNet, as the
+    supervised reference, fed training *mixtures*; its outputs are moved along the priors' scores at a noise
+    level annealed geometrically from ``sigma_high`` down to ``sigma_low``. No clean source reaches its loss."""
+
+    steps: int = Field(0, ge=0, le=1_000_000)  # 0: no separator
+    lr: float = Field(1e-3, gt=0, le=1)
+    batch_size: int = Field(8, ge=1, le=4096)
+    crop: int = Field(2048, ge=16)
+    # where the annealing starts (None: the top separation level) and stops: the peaked low-σ priors undo what
+    # the smooth ones taught (science.md §11), so where it stops is a setting to map
+    sigma_high: float | None = Field(None, gt=0)
+    sigma_low: float = Field(0.5, gt=0)
+    # "dirac": outputs projected onto the mixture (Σ α_k ŝ_k = m exactly); "gaussian": a likelihood term
+    # ‖m − Σ α ŝ‖²/(2γ²), γ² = σ²·Σα², pulls them towards it
+    likelihood: Literal["dirac", "gaussian"] = "dirac"
+    # the kept weights: those whose estimates the priors find most likely (Σ_k log p_k at sigma_low) on
+    # ``select_mixtures`` mixtures of training crops, checked every ``select_every`` steps: never the truth
+    select_every: int = Field(50, ge=1)
+    select_mixtures: int = Field(8, ge=1, le=1024)
+    grad_clip: float = Field(5.0, gt=0)
+    # "untrained": the control, the same separator taught by freshly initialised priors of the same family
+    priors: Literal["trained", "untrained"] = "trained"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _annealing_goes_down(self):
+        if self.sigma_high is not None and self.sigma_high < self.sigma_low:
+            raise ValueError(f"sigma_high ({self.sigma_high:g}) must be at least sigma_low ({self.sigma_low:g})")
+        return self
 
 
 class SeparationConfig(Section):
@@ -240,11 +273,19 @@ class SeparationConfig(Section):
     # trained once per store and scored on the same test mixtures (si_sdri_supervised)
     reference_steps: int = Field(0, ge=0, le=1_000_000)
     reference_lr: float = Field(1e-3, gt=0, le=1)
+    separator: SeparatorConfig = Field(default_factory=SeparatorConfig)
+    # after the sampler: this many Gibbs sweeps, each re-separating every pair of neighbouring sources (k, k+1)
+    # under the mixture constraint with the others held fixed (MSDM's re-separation), over the last level
+    gibbs_sweeps: int = Field(0, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _settings_fit_the_rule(self):
         if self.pinned_sigma == "matched" and self.rule != "dirac":
             raise ValueError("pinned_sigma: 'matched' applies to the dirac rule only (set rule: dirac)")
+        if self.init == "amortised" and not self.separator.steps:
+            raise ValueError("init: 'amortised' starts from the separator: set separation.separator.steps")
+        if self.gibbs_sweeps and self.rule == "smoothed_map":
+            raise ValueError("gibbs_sweeps re-separates with the gaussian or dirac rule, not smoothed_map")
         return self
 
 

@@ -19,13 +19,19 @@ DENOISING = {"denoise_si_sdr", "noisy_si_sdr"}  # score priors, at each ladder l
 SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged", "separation_seconds",
               "langevin_steps_per_s", "separation_levels", "si_sdr_oracle_start", "si_sdri_oracle_start",
               "oracle_start_diverged", "likelihood_gap", "likelihood_gap_oracle_start", "si_sdr_supervised",
-              "si_sdri_supervised", "si_sdr_se", "si_sdri_se", "sdr_se", "separation_moved", "excerpt_diverged"}
+              "si_sdri_supervised", "si_sdr_se", "si_sdri_se", "sdr_se", "separation_moved", "excerpt_diverged",
+              "separation_seconds_per_mixture", "likelihood_gap_amortised_vs_langevin"}
+# the separator trained by the priors (separation.separator): its scores on the test mixtures, named
+# ``<score>_amortised``, and what training it took
+AMORTISED_SCORES = ("si_sdr", "si_sdri", "sdr", "si_sdr_se", "si_sdri_se", "sdr_se")
+AMORTISED = {*(f"{name}_amortised" for name in AMORTISED_SCORES), "likelihood_gap_amortised",
+             "separation_seconds_per_mixture_amortised", "separator_train_seconds", "separator_selected_step"}
 ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged", "likelihood_gap_oracle_start"}
 COMPUTE = ("compute_train_steps", "compute_source_samples", "compute_wall_seconds", "compute_cpu_seconds",
            "compute_gpu_seconds")  # what a trial executed so far, cumulative over its stages (study.trial.run.Compute)
 PLAIN = {*COMPUTE, "auroc", "auroc_complexity", "auroc_ratio", "auroc_matched", "auroc_matched_min", "stage", "stages", "stage_sigma",
          "stage_reused", "stage_wait_seconds", "step", "train_seconds", "train_source_samples_per_s", "eval_seconds",
-         *SEPARATION}
+         *SEPARATION, *AMORTISED}
 
 FAMILIES = PLAIN | PER_SOURCE | AT_NOISE | DENOISING
 # A sampler whose chains moved less than this (``separation_moved``: ‖estimates − start‖ / ‖start‖) returned
@@ -50,7 +56,7 @@ def headline_metrics(noise_levels) -> tuple[str, ...]:
 
 
 def metric_problem(name: str, sources, noise_levels, background: bool, noise_conditional: bool,
-                   separation: bool, oracle_start: bool = True) -> str | None:
+                   separation: bool, oracle_start: bool = True, separator: bool = False) -> str | None:
     """Why a trial with these settings never reports ``name`` (None: it does)."""
     family, _, source = name.partition("/")
     family, _, level = family.partition("@")
@@ -81,16 +87,18 @@ def metric_problem(name: str, sources, noise_levels, background: bool, noise_con
         return f"{family} needs separation.enabled: true"
     if family in ORACLE and not oracle_start:
         return f"{family} needs separation.oracle_start: true"
+    if (family in AMORTISED or family == "likelihood_gap_amortised_vs_langevin") and not separator:
+        return f"{family} needs a separator: separation.separator.steps > 0"
     return None
 
 
 def reported_metrics(sources, noise_levels, background: bool, noise_conditional: bool, separation: bool,
-                     oracle_start: bool = True) -> list[str]:
+                     oracle_start: bool = True, separator: bool = False) -> list[str]:
     """Every metric a trial with these settings reports, in the forms an objective may take (a denoising
     family's ladder level shown as ``<σ>``)."""
     levels = [level_name(sigma) for sigma in sorted(noise_levels)]
     names = [*sorted(PLAIN), *(f"{family}/{source}" for family in sorted(PER_SOURCE) for source in sources),
              *(f"{family}@{level}" for family in sorted(AT_NOISE) for level in levels)]
-    settings = (sources, noise_levels, background, noise_conditional, separation, oracle_start)
+    settings = (sources, noise_levels, background, noise_conditional, separation, oracle_start, separator)
     return [name for name in names if metric_problem(name, *settings) is None] + [
         f"{family}@<σ>" for family in sorted(DENOISING)]

@@ -99,6 +99,23 @@ def plot_likelihood_gap(path: Path, gaps: dict[str, torch.Tensor], title: str) -
     save_figure(fig, path)
 
 
+def plot_separator_trace(path: Path, trace: list[dict], selected_step: int, title: str) -> None:
+    """The separator's SI-SDRi on the test mixtures and the priors' log p of its estimates on the selection
+    mixtures, against its training step; the kept step marked (chosen by the log p alone)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = [entry["step"] for entry in trace]
+    ax.plot(steps, [entry.get("si_sdri", float("nan")) for entry in trace], "o-", color="C0", label="SI-SDRi (test)")
+    ax.set_xlabel("separator training step")
+    ax.set_ylabel("SI-SDRi (dB)", color="C0")
+    other = ax.twinx()
+    other.plot(steps, [entry["selection_logp"] for entry in trace], "s--", color="C1", label="priors' log p")
+    other.set_ylabel("Σ log p of its estimates (nats, selection mixtures)", color="C1")
+    ax.axvline(selected_step, color="grey", lw=1, ls=":")
+    ax.set_title(f"{title}\nkept: step {selected_step} (most likely under the priors)", fontsize=9)
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
 GAP_SECONDS = 0.15  # the silence between joined crops: each crop is heard as its own example
 
 

@@ -289,7 +289,8 @@ def metric_settings(cfg: TrialConfig) -> tuple:
     from study.data.layouts import source_names
 
     return (source_names(cfg.data), cfg.evaluation.noise_levels, cfg.evaluation.background, cfg.noise_conditional,
-            cfg.separation.enabled, cfg.separation.oracle_start)
+            cfg.separation.enabled, cfg.separation.oracle_start,
+            cfg.separation.enabled and cfg.separation.separator.steps > 0)
 
 
 def sweep_metrics(configs: list[TrialConfig]) -> list[str]:

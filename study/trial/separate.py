@@ -87,6 +87,7 @@ class LangevinResult:
     level_estimates: list[torch.Tensor] = field(default_factory=list)  # estimates after each level (CPU)
     steps: int = 0
     moved: float = math.nan  # ‖estimates − start‖ / ‖start‖: how far the chains went from where they started
+    start: torch.Tensor | None = None  # where they started
 
 
 
@@ -140,7 +141,13 @@ def annealed_langevin(score: ScoreFn, mixture: torch.Tensor, alphas: torch.Tenso
     priors hold the truth (a weak prior drifts away) or only global inference fails (they hold it, and the
     mixture start does not get there). ``progress(done, total, what)`` is told after each level."""
     chains = Chains(score, mixture, alphas, schedule, generator, start)
-    result = chains.result
+    anneal(chains, keep_levels, progress)
+    return chains.finish()
+
+
+def anneal(chains: "Chains", keep_levels: bool = False, progress=None) -> None:
+    """Move ``chains`` down every level of their schedule (the predictor, churn and Langevin steps of each)."""
+    schedule, result = chains.schedule, chains.result
     for i, sigma in enumerate(schedule.sigmas):
         if i > 0 and schedule.predictor == "reverse_diffusion":
             gap = schedule.sigmas[i - 1] ** 2 - sigma**2  # variance removed going down one level
@@ -156,10 +163,32 @@ def annealed_langevin(score: ScoreFn, mixture: torch.Tensor, alphas: torch.Tenso
         if progress is not None:
             progress(i + 1, len(schedule.sigmas), f"level σ={sigma:.3g}, {result.steps} steps")
         if result.diverged:
-            break
-    result.estimates = chains.s
-    result.moved = ((chains.s - chains.start).norm() / chains.start.norm().clamp_min(1e-30)).item()
-    return result
+            return
+
+
+@torch.no_grad()
+def gibbs_resample(score: ScoreFn, mixture: torch.Tensor, alphas: torch.Tensor, schedule: LangevinSchedule,
+                   generator: torch.Generator | None, result: LangevinResult, sweeps: int) -> LangevinResult:
+    """Gibbs re-separation (MSDM, Mariani et al. 2024): hold every source but a neighbouring pair (k, k+1)
+    fixed and re-separate the pair under the mixture constraint: noise at the first level is added to it and
+    it goes down every level of ``schedule`` again, with the same rule. Every pair in turn, ``sweeps`` times,
+    from ``result``'s estimates. A pair's conditional posterior given the others is the joint posterior's, so
+    the chains keep that as their target while a pair can leave a mode that moving all sources at once holds."""
+    chains = Chains(score, mixture, alphas, schedule, generator, result.estimates)
+    chains.start, chains.result = result.start, result
+    k = alphas.numel()
+    blocks = [[j, (j + 1) % k] for j in range(k)] if k > 2 else [list(range(k))]
+    for _ in range(sweeps):
+        for block in blocks:
+            chains.block = block
+            chains.s[:, block] += schedule.sigmas[0] * chains.randn()[:, block]
+            if chains.dirac:
+                chains.pin()
+            anneal(chains)
+            if result.diverged:
+                return chains.finish()
+    chains.block = list(range(k))
+    return chains.finish()
 
 
 class Chains:
@@ -172,17 +201,23 @@ class Chains:
         self.a = a = alphas.to(mixture).view(1, k, 1)
         self.s = initial_sources(mixture, a, schedule, generator, score) if start is None else start.to(mixture).clone()
         self.dirac = schedule.rule == "dirac"
-        # the Dirac rule's pinned source carries the others' noise: √(Σ_{j<K} α_j²)/α_K times the level's σ
-        self.pinned_scale = float(a[0, :-1].pow(2).sum().sqrt() / a[0, -1])
+        self.block = list(range(k))  # the sources that move (Gibbs re-separation moves a pair); the rest hold
         self.result = LangevinResult(self.s)
         if self.dirac:
-            self.pin_last()
+            self.pin()
         self.start = self.s.clone()  # where the chains begin, to tell how far they went
 
-    def pin_last(self) -> None:
-        """The Dirac rule: the last source is whatever the others leave of the mixture."""
-        a = self.a
-        self.s[:, -1] = (self.mixture - (a[:, :-1] * self.s[:, :-1]).sum(1)) / a[0, -1]
+    def pin(self) -> None:
+        """The Dirac rule: the block's last source is whatever the other sources leave of the mixture."""
+        a, pinned = self.a, self.block[-1]
+        others = (a * self.s).sum(1) - a[:, pinned] * self.s[:, pinned]
+        self.s[:, pinned] = (self.mixture - others) / a[0, pinned]
+
+    def finish(self) -> LangevinResult:
+        result = self.result
+        result.estimates, result.start = self.s, self.start
+        result.moved = ((self.s - self.start).norm() / self.start.norm().clamp_min(1e-30)).item()
+        return result
 
     def randn(self) -> torch.Tensor:
         return torch.randn(self.s.shape, generator=self.generator, device=self.s.device, dtype=self.s.dtype)
@@ -190,7 +225,9 @@ class Chains:
     def prior_score(self, i: int) -> torch.Tensor:
         if self.dirac and self.schedule.pinned_sigma == "matched":
             sigma = torch.full((self.a.shape[1],), self.schedule.sigmas[i], dtype=self.s.dtype, device=self.s.device)
-            sigma[-1] *= self.pinned_scale
+            # the pinned source carries the moving ones' noise: √(Σ_free α_j²)/α_pinned times the level's σ
+            free, pinned = self.block[:-1], self.block[-1]
+            sigma[pinned] *= float(self.a[0, free].pow(2).sum().sqrt() / self.a[0, pinned])
             return self.score(i, self.s, sigma=sigma)
         return self.score(i, self.s)
 
@@ -206,17 +243,19 @@ class Chains:
             u = 2 * torch.rand((), generator=self.generator).item() - 1
             level = schedule.sigmas[i] * schedule.smoothing_spread**u
             s.add_(drift * (self.score(i, s + level * self.randn(), sigma=level) + self.likelihood(i)))
-        elif self.dirac:
-            grad, noise = self.prior_score(i), self.randn()
-            free = grad[:, :-1] - (self.a[:, :-1] / self.a[:, -1:]) * grad[:, -1:]
-            s[:, :-1] += drift * free + spread * noise[:, :-1]
-            self.pin_last()
+        elif self.dirac:  # the block's last source pinned; the chain rule moves the others
+            grad, noise, free, pinned = self.prior_score(i), self.randn(), self.block[:-1], self.block[-1]
+            a = self.a
+            s[:, free] += drift * (grad[:, free] - a[:, free] / a[:, pinned:pinned + 1] * grad[:, pinned:pinned + 1]) \
+                + spread * noise[:, free]
+            self.pin()
         else:
-            s.add_(drift * (self.prior_score(i) + self.likelihood(i)) + spread * self.randn())
+            step = drift * (self.prior_score(i) + self.likelihood(i)) + spread * self.randn()
+            s[:, self.block] += step[:, self.block]
         self.result.steps += 1
 
     def churn(self, sigma: float) -> None:
         """Raise the iterates' noise from σ to σ·(1 + churn) (the corrector steps then bring it down)."""
-        self.s.add_(sigma * math.sqrt((1 + self.schedule.churn) ** 2 - 1) * self.randn())
+        self.s[:, self.block] += sigma * math.sqrt((1 + self.schedule.churn) ** 2 - 1) * self.randn()[:, self.block]
         if self.dirac:
-            self.pin_last()
+            self.pin()

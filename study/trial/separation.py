@@ -1,7 +1,8 @@
 """A trial's separation of its test mixtures: annealed Langevin over its stage priors (:mod:`study.trial.separate`),
 scored against the truth, beside the same sampler started at the true sources, the likelihood gap, a
-listening excerpt and the supervised reference; each stored once under its own key and said on the console
-when it diverged or left its start unchanged."""
+separator trained by the priors (:mod:`study.trial.amortised`), a listening excerpt and the supervised
+reference; each stored once under its own key and said on the console when it diverged or left its start
+unchanged."""
 from __future__ import annotations
 
 import functools
@@ -12,18 +13,19 @@ from typing import Callable
 
 import torch
 
-from models import Prior
+from models import Prior, build_prior
 from study.config.schema import INIT_NAMES
 from study.data import DataError, mix, mixing_weights
 from study.measure.metrics import mixture_si_sdr, separation_metrics, si_sdr
-from study.measure.names import UNCHANGED_BELOW, level_name
-from study.measure.plots import plot_level_trace, plot_likelihood_gap, write_audio
+from study.measure.names import AMORTISED_SCORES, UNCHANGED_BELOW, level_name
+from study.measure.plots import plot_level_trace, plot_likelihood_gap, plot_separator_trace, write_audio
 from study.runtime.cores import map_batch
 from study.runtime.device import autocast
 from study.store.stage_store import dumps_json, write_local
 from study.trial.progress import Progress
-from study.trial.separate import LangevinSchedule, annealed_langevin
-from study.trial.stages import listening_key, separation_key, separation_levels, supervised_key
+from study.trial.amortised import Teacher, separate, train_by_priors
+from study.trial.separate import LangevinSchedule, annealed_langevin, gibbs_resample
+from study.trial.stages import listening_key, separation_key, separation_levels, separator_key, supervised_key
 from study.trial.supervised import reference_metrics, train_separator
 
 
@@ -49,6 +51,7 @@ class Separation:
         """Annealed Langevin over the stage priors on fixed test mixtures (stored by separation key)."""
         cfg, sep = self.cfg, self.cfg.separation
         levels = separation_levels(self.stages, sep, self.stages[-1].ladder)
+        amortised = self.amortised(levels) if sep.separator.steps else {}
         stored = f"{self.keys[-1]}/separation/{separation_key(cfg, levels, self.keys)}"
 
         def make(scratch: Path) -> None:
@@ -61,7 +64,58 @@ class Separation:
                      "see separation.bound and separation.epsilon")
         if metrics.get("separation_unchanged"):
             self.log(f"warning: {metrics['separation_unchanged']}")
-        return {**metrics, **(self.listening_excerpt(levels) if sep.listen_seconds else {})}
+        return {**amortised, **metrics, **(self.listening_excerpt(levels) if sep.listen_seconds else {})}
+
+    def amortised(self, levels: list[tuple[float, int]]) -> dict:
+        """The separator trained by the priors of ``levels`` (:mod:`study.trial.amortised`), stored once under
+        its key with its estimates of the test mixtures, and its scores on them (``*_amortised``)."""
+        stored = self.separator_folder(levels)
+        self.folder_once(stored, functools.partial(self._train_separator, levels), "separator",
+                         self.out_dir / "separator")
+        return self.store.read_json(f"{stored}/metrics.json")
+
+    def separator_folder(self, levels: list[tuple[float, int]]) -> str:
+        return f"separator/{separator_key(self.cfg, levels, self.keys)}"
+
+    def _train_separator(self, levels: list[tuple[float, int]], folder: Path) -> None:
+        sep, sigmas = self.cfg.separation, [s for s, _ in levels]
+        settings, (clips, references) = sep.separator, self.separation_sources
+        mixtures, alphas = mix(references), mixing_weights(len(clips.sources))
+        priors = self.level_priors(levels, untrained=settings.priors == "untrained")
+        teacher = Teacher(self.level_score(priors, sigmas), self.level_log_prob(priors, sigmas), sigmas,
+                          self.cfg.noise_conditional)
+        self.log(f"--- separator (ConvTasNet) taught by the {settings.priors} priors: {settings.steps} steps, σ "
+                 f"{settings.sigma_high or sigmas[0]:.3g} → {settings.sigma_low:.3g}, {settings.likelihood} likelihood")
+
+        def report(model) -> dict:  # written beside each check, never used to choose
+            with torch.inference_mode():
+                estimates = separate(model, mixtures.to(self.device), alphas, settings.likelihood).cpu()
+            return {"si_sdri": (si_sdr(estimates, references) - mixture_si_sdr(mixtures, references)).mean().item()}
+
+        crops = self.train_clips.with_length(settings.crop)
+        model, record = train_by_priors(teacher, crops, settings, alphas, self.device, self.log, report)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            estimates = separate(model, mixtures.to(self.device), alphas, settings.likelihood).cpu()
+        seconds = time.perf_counter() - t0
+        scores = separation_metrics(estimates, references, mixtures, clips.sources)
+        metrics = {f"{name}_amortised": scores[name] for name in AMORTISED_SCORES if name in scores}
+        metrics.update(separation_seconds_per_mixture_amortised=seconds / len(mixtures),
+                       separator_train_seconds=record.seconds, separator_selected_step=record.selected_step,
+                       **{f"si_sdri_amortised_trace/{entry['step']}": entry["si_sdri"] for entry in record.trace})
+        if sep.likelihood_gap:
+            metrics["likelihood_gap_amortised"] = self.likelihood_gap(
+                self.level_priors(levels[-1:])[0], sigmas[-1], estimates, references).mean().item()
+        torch.save(model.state_dict(), folder / "separator.pt")
+        torch.save(estimates, folder / "estimates.pt")
+        write_local(folder / "training.json", dumps_json({"trace": record.trace, "selected_step": record.selected_step}))
+        write_local(folder / "metrics.json", dumps_json(metrics))
+        plot_separator_trace(folder / "si_sdri_by_step.png", record.trace, record.selected_step,
+                             f"Separator taught by the {settings.priors} priors ({self.cfg.prior.name})")
+
+    def amortised_estimates(self, levels: list[tuple[float, int]]) -> torch.Tensor:
+        """The stored separator's estimates of the test mixtures [B, K, T]."""
+        return self.store.read_torch(f"{self.separator_folder(levels)}/estimates.pt")
 
     def listening_excerpt(self, levels: list[tuple[float, int]]) -> dict:
         """``separation.listen_seconds`` of one test mixture, separated as such: cut into consecutive crops of
@@ -128,10 +182,12 @@ class Separation:
                  f"{level_name(sigmas[0])} → {level_name(sigmas[-1])} × {sep.steps_per_level} steps "
                  f"(×{sep.steps_growth:g} by the last), rule {sep.rule}, init {sep.init}, predictor {sep.predictor}"
                  + (", then again from the true sources" if sep.oracle_start else ""))
+        start = self.amortised_estimates(levels).to(self.device) if sep.init == "amortised" else None
         t0 = time.perf_counter()
-        result = sample(None)
+        result = sample(start)
         wall = time.perf_counter() - t0
-        metrics = {"separation_seconds": wall, "langevin_steps_per_s": result.steps / wall,
+        metrics = {"separation_seconds": wall, "separation_seconds_per_mixture": wall / len(mixtures),
+                   "langevin_steps_per_s": result.steps / wall,
                    "separation_levels": len(levels), "separation_diverged": float(result.diverged is not None)}
         held, traces = self._oracle_start(sample, references, sigmas, metrics) if sep.oracle_start else ({}, {})
         if result.diverged:
@@ -156,6 +212,9 @@ class Separation:
             gaps = {label: self.likelihood_gap(level_priors[-1], sigmas[-1], run.estimates.cpu(), references)
                     for label, (run, _) in held.items()}
             metrics.update({f"likelihood_gap{suffix}": gaps[label].mean().item() for label, (_, suffix) in held.items()})
+            if sep.separator.steps:  # the separator's estimates against the sampler's, under the same prior
+                metrics["likelihood_gap_amortised_vs_langevin"] = self.likelihood_gap(
+                    level_priors[-1], sigmas[-1], self.amortised_estimates(levels), estimates).mean().item()
             plot_likelihood_gap(folder / "likelihood_gap.png", gaps, f"{cfg.prior.name}, σ={sigmas[-1]:.3g}")
         if sep.audio_examples:  # the scored crops, joined: each is too short to hear alone
             count = sep.audio_examples
@@ -186,24 +245,53 @@ class Separation:
         ``sample.priors``, ``sample.schedule``: what it uses."""
         sigmas = [s for s, _ in levels]
         schedule = LangevinSchedule.from_config(sigmas, self.cfg.separation)
-        level_priors = [self.load(self.keys[i]).eval() for _, i in levels]
-
-        def score(i: int, s: torch.Tensor, sigma=None) -> torch.Tensor:
-            """Level i's prior at σ_i, or at ``sigma`` (a number, or [K]: one level per source)."""
-            level = sigmas[i] if sigma is None else sigma
-            with autocast(self.device):  # the chains (mixtures) are independent: a share of them per CPU core
-                return map_batch(lambda chains: level_priors[i].score(chains, per_chain(level, chains)), s)
+        level_priors = self.level_priors(levels)
+        score = self.level_score(level_priors, sigmas)
 
         def sample(start: torch.Tensor | None, seed: int | None = None):
             seed = self.cfg.separation.seed if seed is None else seed  # by default the same for both starts
             generator = torch.Generator(device=self.device).manual_seed(seed)
-            return annealed_langevin(score, mixtures.to(self.device), mixing_weights(level_priors[0].num_sources),
-                                     schedule, generator, keep_levels=True, start=start,
-                                     progress=Progress(self.log, what + (" from the true sources" if start is not None
-                                                                         else "")))
+            label = " from the true sources" if start is not None and self.cfg.separation.init != "amortised" else ""
+            result = annealed_langevin(score, mixtures.to(self.device), mixing_weights(level_priors[0].num_sources),
+                                       schedule, generator, keep_levels=True, start=start,
+                                       progress=Progress(self.log, what + label))
+            if self.cfg.separation.gibbs_sweeps and not result.diverged:
+                result = gibbs_resample(score, mixtures.to(self.device), mixing_weights(level_priors[0].num_sources),
+                                        schedule, generator, result, self.cfg.separation.gibbs_sweeps)
+            return result
 
         sample.priors, sample.schedule = level_priors, schedule
         return sample
+
+    def level_priors(self, levels: list[tuple[float, int]], untrained: bool = False) -> list[Prior]:
+        """The prior of each level (one per stage it comes from); ``untrained``: freshly initialised priors of
+        the same family and size instead (the control that shows the trained ones do the work)."""
+        if not untrained:
+            return [self.load(self.keys[i]).eval() for _, i in levels]
+        cfg, fresh = self.cfg, {}
+        for _, index in levels:
+            if index not in fresh:
+                torch.manual_seed(cfg.separation.separator.seed + index)
+                fresh[index] = build_prior(cfg.prior.name, cfg.prior.preset, num_sources=len(self.test.sources),
+                                           **cfg.prior.hparams).to(self.device).eval()
+        return [fresh[index] for _, index in levels]
+
+    def level_score(self, level_priors: list[Prior], sigmas: list[float]) -> Callable:
+        """``score(i, s, sigma=None)``: level i's prior at σ_i, or at ``sigma`` (a number, or [K]: one level per
+        source); the chains (mixtures) are independent, so a share of them goes to each CPU core."""
+        def score(i: int, s: torch.Tensor, sigma=None) -> torch.Tensor:
+            level = sigmas[i] if sigma is None else sigma
+            with autocast(self.device):
+                return map_batch(lambda chains: level_priors[i].score(chains, per_chain(level, chains)), s)
+        return score
+
+    def level_log_prob(self, level_priors: list[Prior], sigmas: list[float]) -> Callable:
+        """``log_prob(i, s)``: log p of each source under level i's prior at σ_i ([B, K]; a score prior's bound)."""
+        def log_prob(i: int, s: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode(), autocast(self.device):
+                return map_batch(lambda part: level_priors[i].log_prob(part, per_chain(sigmas[i], part)),
+                                 s.to(self.device)).float()
+        return log_prob
 
     def likelihood_gap(self, prior: Prior, sigma: float, estimates: torch.Tensor, references: torch.Tensor):
         """Σ_k log p_k(estimate) − Σ_k log p_k(truth) per mixture, in nats, under the last level's prior at its σ

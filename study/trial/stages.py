@@ -64,11 +64,11 @@ def content_hash(tree, length: int = KEY_LENGTH) -> str:
 LATER_NOISE_SETTINGS = ("log_mean", "log_std")
 LATER_TRAINING_SETTINGS = ("lr_horizon",)
 LATER_SEPARATION_SETTINGS = ("levels", "karras_levels", "karras_rho", "churn", "pinned_sigma", "smoothing_spread",
-                             "likelihood_gap")
+                             "likelihood_gap", "gibbs_sweeps")
 
 
 # the supervised reference and the listening excerpt have their own keys
-NOT_SEPARATION = {"reference_steps", "reference_lr", "listen_seconds"}
+NOT_SEPARATION = {"reference_steps", "reference_lr", "listen_seconds", "separator"}
 
 
 def identity(section, later: tuple[str, ...] = (), exclude: set[str] | None = None) -> dict:
@@ -251,10 +251,25 @@ def karras_levels(high: float, low: float, count: int, rho: float) -> list[float
 
 
 def separation_key(cfg: TrialConfig, levels: list[tuple[float, int]], keys: list[str]) -> str:
-    """The key of a separation run: the priors at each level, the settings and the test data."""
-    return content_hash({"levels": [(sigma, keys[index]) for sigma, index in levels],
-                         "separation": identity(cfg.separation, LATER_SEPARATION_SETTINGS, NOT_SEPARATION),
-                         "data": data_identity(cfg, "test")})
+    """The key of a separation run: the priors at each level, the settings and the test data (and the
+    separator, where there is one: the sampler may start from it and is compared with it)."""
+    tree = {"levels": [(sigma, keys[index]) for sigma, index in levels],
+            "separation": identity(cfg.separation, LATER_SEPARATION_SETTINGS, NOT_SEPARATION),
+            "data": data_identity(cfg, "test")}
+    if cfg.separation.separator.steps:
+        tree["separator"] = separator_key(cfg, levels, keys)
+    return content_hash(tree)
+
+
+def separator_key(cfg: TrialConfig, levels: list[tuple[float, int]], keys: list[str]) -> str:
+    """The key of a separator trained by the priors: its settings, the priors that teach it at each level,
+    the training data its mixtures come from and the test mixtures it is scored on. Trials with the same
+    priors share it."""
+    sep = cfg.separation
+    return content_hash({"separator": sep.separator.model_dump(mode="json"),
+                         "levels": [(sigma, keys[index]) for sigma, index in levels],
+                         "train": data_identity(cfg, "train"), "test": data_identity(cfg, "test"),
+                         "mixtures": sep.mixtures, "length": sep.length})
 
 
 def listening_key(cfg: TrialConfig, levels: list[tuple[float, int]], keys: list[str]) -> str:
