@@ -23,9 +23,10 @@ SEPARATION = {"si_sdr", "si_sdri", "si_sdr_mixture", "sdr", "separation_diverged
               "separation_seconds_per_mixture", "likelihood_gap_amortised_vs_langevin"}
 # the separator trained by the priors (separation.separator): its scores on the test mixtures, named
 # ``<score>_amortised``, and what training it took
-AMORTISED_SCORES = ("si_sdr", "si_sdri", "sdr", "si_sdr_se", "si_sdri_se", "sdr_se")
-AMORTISED = {*(f"{name}_amortised" for name in AMORTISED_SCORES), "likelihood_gap_amortised",
-             "separation_seconds_per_mixture_amortised", "separator_train_seconds", "separator_selected_step"}
+AMORTISED_SCORES = ("si_sdr", "si_sdri", "sdr")
+AMORTISED = {*(f"{name}_amortised{se}" for name in AMORTISED_SCORES for se in ("", "_se")), "likelihood_gap_amortised",
+             "separation_seconds_per_mixture_amortised", "separator_train_seconds", "separator_selected_step",
+             "amortised_speedup"}
 ORACLE = {"si_sdr_oracle_start", "si_sdri_oracle_start", "oracle_start_diverged", "likelihood_gap_oracle_start"}
 COMPUTE = ("compute_train_steps", "compute_source_samples", "compute_wall_seconds", "compute_cpu_seconds",
            "compute_gpu_seconds")  # what a trial executed so far, cumulative over its stages (study.trial.run.Compute)

@@ -39,11 +39,11 @@ TRAINING_STREAM, SELECTION_STREAM, NOISE_STREAM = 3, 4, 5
 
 @dataclass
 class Teacher:
-    """The priors as the separator sees them: ``score(i, x, sigma=None)`` at level i (σ-conditional priors
-    at any ``sigma``), ``log_prob(i, x)`` (Σ over nothing: [B, K]) and the levels' σ, decreasing."""
+    """The priors as the separator sees them: ``score(i, x, sigma=None)`` and ``log_prob(i, x, sigma=None)``
+    ([B, K]) of level i's prior at its σ (σ-conditional priors at any ``sigma``), and the levels' σ, decreasing."""
 
     score: Callable[..., torch.Tensor]
-    log_prob: Callable[[int, torch.Tensor], torch.Tensor]
+    log_prob: Callable[..., torch.Tensor]
     sigmas: list[float]
     conditional: bool
 
@@ -52,8 +52,13 @@ class Teacher:
         return min(range(len(self.sigmas)), key=lambda i: abs(math.log(self.sigmas[i] / sigma)))
 
     def score_at(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """The score at ``sigma`` (unconditional priors: that of the level nearest it, at its own σ)."""
         i = self.level(sigma)
         return self.score(i, x, sigma=sigma) if self.conditional else self.score(i, x)
+
+    def log_prob_at(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        i = self.level(sigma)
+        return self.log_prob(i, x, sigma=sigma) if self.conditional else self.log_prob(i, x)
 
 
 @dataclass
@@ -141,9 +146,10 @@ def train_by_priors(teacher: Teacher, data, cfg: SeparatorConfig, alphas: torch.
 @torch.no_grad()
 def selection_log_prob(model: ConvTasNet, teacher: Teacher, mixtures: torch.Tensor, alphas: torch.Tensor,
                        cfg: SeparatorConfig) -> float:
-    """Σ_k log p_k of the separator's estimates at the level nearest ``sigma_low``, mean over the mixtures
+    """Σ_k log p_k of the separator's estimates at ``sigma_low`` (the nearest level's σ for unconditional
+    priors), mean over the mixtures
     (nats; a score prior's bound): the truth-free criterion that chooses the kept weights."""
     model.eval()
     estimates = separate(model, mixtures, alphas, cfg.likelihood)
-    value = teacher.log_prob(teacher.level(cfg.sigma_low), estimates).sum(1).mean().item()
+    value = teacher.log_prob_at(estimates, cfg.sigma_low).sum(1).mean().item()
     return value if math.isfinite(value) else -math.inf

@@ -23,7 +23,7 @@ from study.runtime.cores import map_batch
 from study.runtime.device import autocast
 from study.store.stage_store import dumps_json, write_local
 from study.trial.progress import Progress
-from study.trial.amortised import Teacher, separate, train_by_priors
+from study.trial.amortised import Teacher, build_separator, separate, train_by_priors
 from study.trial.separate import LangevinSchedule, annealed_langevin, gibbs_resample
 from study.trial.stages import listening_key, separation_key, separation_levels, separator_key, supervised_key
 from study.trial.supervised import reference_metrics, train_separator
@@ -94,14 +94,12 @@ class Separation:
 
         crops = self.train_clips.with_length(settings.crop)
         model, record = train_by_priors(teacher, crops, settings, alphas, self.device, self.log, report)
-        t0 = time.perf_counter()
         with torch.inference_mode():
             estimates = separate(model, mixtures.to(self.device), alphas, settings.likelihood).cpu()
-        seconds = time.perf_counter() - t0
         scores = separation_metrics(estimates, references, mixtures, clips.sources)
-        metrics = {f"{name}_amortised": scores[name] for name in AMORTISED_SCORES if name in scores}
-        metrics.update(separation_seconds_per_mixture_amortised=seconds / len(mixtures),
-                       separator_train_seconds=record.seconds, separator_selected_step=record.selected_step,
+        metrics = {f"{name}_amortised{se}": scores[f"{name}{se}"] for name in AMORTISED_SCORES for se in ("", "_se")
+                   if f"{name}{se}" in scores}
+        metrics.update(separator_train_seconds=record.seconds, separator_selected_step=record.selected_step,
                        **{f"si_sdri_amortised_trace/{entry['step']}": entry["si_sdri"] for entry in record.trace})
         if sep.likelihood_gap:
             metrics["likelihood_gap_amortised"] = self.likelihood_gap(
@@ -112,6 +110,18 @@ class Separation:
         write_local(folder / "metrics.json", dumps_json(metrics))
         plot_separator_trace(folder / "si_sdri_by_step.png", record.trace, record.selected_step,
                              f"Separator taught by the {settings.priors} priors ({self.cfg.prior.name})")
+
+    def time_separator(self, levels: list[tuple[float, int]], mixtures: torch.Tensor) -> float:
+        """Seconds the stored separator takes to separate ``mixtures`` (the best of three runs)."""
+        model = build_separator(len(self.test.sources))
+        model.load_state_dict(self.store.read_torch(f"{self.separator_folder(levels)}/separator.pt"))
+        model, alphas, best = model.to(self.device).eval(), mixing_weights(len(self.test.sources)), math.inf
+        with torch.inference_mode():
+            for _ in range(3):
+                t0 = time.perf_counter()
+                separate(model, mixtures.to(self.device), alphas, self.cfg.separation.separator.likelihood).cpu()
+                best = min(best, time.perf_counter() - t0)
+        return best
 
     def amortised_estimates(self, levels: list[tuple[float, int]]) -> torch.Tensor:
         """The stored separator's estimates of the test mixtures [B, K, T]."""
@@ -215,6 +225,10 @@ class Separation:
             if sep.separator.steps:  # the separator's estimates against the sampler's, under the same prior
                 metrics["likelihood_gap_amortised_vs_langevin"] = self.likelihood_gap(
                     level_priors[-1], sigmas[-1], self.amortised_estimates(levels), estimates).mean().item()
+        if sep.separator.steps:  # timed here, beside the sampler: one run, one machine
+            seconds = self.time_separator(levels, mixtures)
+            metrics.update(separation_seconds_per_mixture_amortised=seconds / len(mixtures),
+                           amortised_speedup=wall / seconds)
             plot_likelihood_gap(folder / "likelihood_gap.png", gaps, f"{cfg.prior.name}, σ={sigmas[-1]:.3g}")
         if sep.audio_examples:  # the scored crops, joined: each is too short to hear alone
             count = sep.audio_examples
@@ -286,10 +300,12 @@ class Separation:
         return score
 
     def level_log_prob(self, level_priors: list[Prior], sigmas: list[float]) -> Callable:
-        """``log_prob(i, s)``: log p of each source under level i's prior at σ_i ([B, K]; a score prior's bound)."""
-        def log_prob(i: int, s: torch.Tensor) -> torch.Tensor:
+        """``log_prob(i, s, sigma=None)``: log p of each source under level i's prior at σ_i, or at ``sigma``
+        (σ-conditional priors) ([B, K]; a score prior's bound)."""
+        def log_prob(i: int, s: torch.Tensor, sigma=None) -> torch.Tensor:
+            level = sigmas[i] if sigma is None else sigma
             with torch.inference_mode(), autocast(self.device):
-                return map_batch(lambda part: level_priors[i].log_prob(part, per_chain(sigmas[i], part)),
+                return map_batch(lambda part: level_priors[i].log_prob(part, per_chain(level, part)),
                                  s.to(self.device)).float()
         return log_prob
 

@@ -123,7 +123,7 @@ def test_a_training_length_axis_is_planned_and_announced_as_one_lineage(tmp_path
 
 
 @pytest.mark.parametrize("name", ["quickstart", "noise_frontier", "optuna_frontier", "beyond_frontier",
-                                  "chorales_frontier", "separation_frontier", "training_length"])
+                                  "chorales_frontier", "separation_frontier", "separation_samplers", "training_length"])
 def test_shipped_sweeps_validate(name, capsys):
     from pathlib import Path
 
@@ -219,6 +219,6 @@ def test_trials_are_labelled_by_what_tells_them_apart():
         sweep = load_sweep(root / "sweeps" / f"{name}.yaml", [])
         labels[name] = [trial_label(TrialConfig.model_validate(trial_tree(sweep.base, point)), point,
                                     varied_settings(sweep)) for point in sweep.grid_points()]
-    assert labels["separation_frontier"][:2] == ["score σ*3 scratch score-isdm", "wn-nc σ*1 ft wn-late-entry"]
+    assert labels["separation_frontier"][:2] == ["score σ*3 scratch score-s3", "score σ*1 scratch score-s1"]
     assert labels["quickstart"][:2] == ["wn σ*0 ft stacks=1 layers=7", "wn σ*0.077 ft stacks=1 layers=7"]
     assert len(set(labels["separation_frontier"])) == len(labels["separation_frontier"])

@@ -18,8 +18,8 @@ def gaussian_teacher(sigmas=(1.0, 0.5)):
         level = sigmas[i] if sigma is None else sigma
         return -x / (VARIANCES.view(1, -1, 1) + level**2)
 
-    def log_prob(i, x):
-        var = (VARIANCES + sigmas[i] ** 2).view(1, -1, 1)
+    def log_prob(i, x, sigma=None):
+        var = (VARIANCES + (sigmas[i] if sigma is None else sigma) ** 2).view(1, -1, 1)
         return (-0.5 * x.pow(2) / var - 0.5 * torch.log(2 * math.pi * var)).sum(-1)
 
     return Teacher(score, log_prob, list(sigmas), conditional=True)

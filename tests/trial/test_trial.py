@@ -356,8 +356,10 @@ def test_a_separator_taught_by_the_priors_is_stored_once_starts_the_sampler_and_
     assert not any("separator step" in line for line in second)
     for name in ("si_sdri_amortised", "si_sdr_amortised", "likelihood_gap_amortised",
                  "likelihood_gap_amortised_vs_langevin", "separation_seconds_per_mixture_amortised",
-                 "separation_seconds_per_mixture", "si_sdri_amortised_trace/4"):
-        assert math.isfinite(a[name]) and a[name] == b[name], name
+                 "separation_seconds_per_mixture", "si_sdri_amortised_trace/4", "amortised_speedup"):
+        assert math.isfinite(a[name]), name
+    for name in ("si_sdri_amortised", "likelihood_gap_amortised", "si_sdri_amortised_trace/4"):
+        assert a[name] == b[name], name  # the stored separator's (timings are measured on each run)
     assert a["separator_selected_step"] in (2, 4)
     assert any("init amortised" in line for line in first)
     assert (tmp_path / "a" / "separator" / "si_sdri_by_step.png").is_file()

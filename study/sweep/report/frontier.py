@@ -31,10 +31,11 @@ from study.sweep.tracking import STOPPED_TAG, child_runs, mlflow_name  # noqa: E
 CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_se", "si_sdri_se", "sdr_se", "separation_moved",
                    "si_sdr_mixture",
                    "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start", "si_sdr_supervised",
-                   "si_sdri_supervised", "likelihood_gap", *COMPUTE)
+                   "si_sdri_supervised", "likelihood_gap", "si_sdri_amortised", "si_sdri_amortised_se",
+                   "likelihood_gap_amortised", "amortised_speedup", *COMPUTE)
 NOT_SCORES = ("run", "run_id", "status", "target_sigma", "schedule", "stage_key", "logged_at", "stopped_early", "vs_nothing",
               *COMPUTE)
-UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", SMOOTHNESS: "nats/sample"}
+UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", "si_sdri_amortised": "dB", SMOOTHNESS: "nats/sample"}
 MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
 
 
