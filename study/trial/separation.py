@@ -17,15 +17,15 @@ from models import Prior, build_prior
 from study.config.schema import INIT_NAMES
 from study.data import DataError, mix, mixing_weights
 from study.measure.metrics import mixture_si_sdr, separation_metrics, si_sdr
-from study.measure.names import AMORTISED_SCORES, UNCHANGED_BELOW, level_name
-from study.measure.plots import plot_level_trace, plot_likelihood_gap, plot_separator_trace, write_audio
+from study.measure.names import UNCHANGED_BELOW, level_name
+from study.measure.plots import plot_level_trace, plot_likelihood_gap, write_audio
 from study.runtime.cores import map_batch
 from study.runtime.device import autocast
 from study.store.stage_store import dumps_json, write_local
 from study.trial.progress import Progress
-from study.trial.amortised import Teacher, build_separator, separate, train_by_priors
 from study.trial.separate import LangevinSchedule, annealed_langevin, gibbs_resample
-from study.trial.stages import listening_key, separation_key, separation_levels, separator_key, supervised_key
+from study.trial.stages import listening_key, separation_key, separation_levels, supervised_key
+from study.trial.separator import Separator
 from study.trial.supervised import reference_metrics, train_separator
 
 
@@ -38,6 +38,7 @@ class Separation:
         self.cfg, self.stages, self.keys, self.out_dir = trial.cfg, builder.stages, builder.keys, builder.out_dir
         self.store, self.log, self.device = builder.store, builder.log, builder.device
         self.load, self.once, self.folder_once = builder.load, builder.once, builder.folder_once
+        self.separator = Separator(self)
 
     @property
     def test(self):
@@ -51,7 +52,7 @@ class Separation:
         """Annealed Langevin over the stage priors on fixed test mixtures (stored by separation key)."""
         cfg, sep = self.cfg, self.cfg.separation
         levels = separation_levels(self.stages, sep, self.stages[-1].ladder)
-        amortised = self.amortised(levels) if sep.separator.steps else {}
+        amortised = self.separator.metrics(levels) if sep.separator.steps else {}
         stored = f"{self.keys[-1]}/separation/{separation_key(cfg, levels, self.keys)}"
 
         def make(scratch: Path) -> None:
@@ -65,67 +66,6 @@ class Separation:
         if metrics.get("separation_unchanged"):
             self.log(f"warning: {metrics['separation_unchanged']}")
         return {**amortised, **metrics, **(self.listening_excerpt(levels) if sep.listen_seconds else {})}
-
-    def amortised(self, levels: list[tuple[float, int]]) -> dict:
-        """The separator trained by the priors of ``levels`` (:mod:`study.trial.amortised`), stored once under
-        its key with its estimates of the test mixtures, and its scores on them (``*_amortised``)."""
-        stored = self.separator_folder(levels)
-        self.folder_once(stored, functools.partial(self._train_separator, levels), "separator",
-                         self.out_dir / "separator")
-        return self.store.read_json(f"{stored}/metrics.json")
-
-    def separator_folder(self, levels: list[tuple[float, int]]) -> str:
-        return f"separator/{separator_key(self.cfg, levels, self.keys)}"
-
-    def _train_separator(self, levels: list[tuple[float, int]], folder: Path) -> None:
-        sep, sigmas = self.cfg.separation, [s for s, _ in levels]
-        settings, (clips, references) = sep.separator, self.separation_sources
-        mixtures, alphas = mix(references), mixing_weights(len(clips.sources))
-        priors = self.level_priors(levels, untrained=settings.priors == "untrained")
-        teacher = Teacher(self.level_score(priors, sigmas), self.level_log_prob(priors, sigmas), sigmas,
-                          self.cfg.noise_conditional)
-        self.log(f"--- separator (ConvTasNet) taught by the {settings.priors} priors: {settings.steps} steps, σ "
-                 f"{settings.sigma_high or sigmas[0]:.3g} → {settings.sigma_low:.3g}, {settings.likelihood} likelihood")
-
-        def report(model) -> dict:  # written beside each check, never used to choose
-            with torch.inference_mode():
-                estimates = separate(model, mixtures.to(self.device), alphas, settings.likelihood).cpu()
-            return {"si_sdri": (si_sdr(estimates, references) - mixture_si_sdr(mixtures, references)).mean().item()}
-
-        crops = self.train_clips.with_length(settings.crop)
-        model, record = train_by_priors(teacher, crops, settings, alphas, self.device, self.log, report)
-        with torch.inference_mode():
-            estimates = separate(model, mixtures.to(self.device), alphas, settings.likelihood).cpu()
-        scores = separation_metrics(estimates, references, mixtures, clips.sources)
-        metrics = {f"{name}_amortised{se}": scores[f"{name}{se}"] for name in AMORTISED_SCORES for se in ("", "_se")
-                   if f"{name}{se}" in scores}
-        metrics.update(separator_train_seconds=record.seconds, separator_selected_step=record.selected_step,
-                       **{f"si_sdri_amortised_trace/{entry['step']}": entry["si_sdri"] for entry in record.trace})
-        if sep.likelihood_gap:
-            metrics["likelihood_gap_amortised"] = self.likelihood_gap(
-                self.level_priors(levels[-1:])[0], sigmas[-1], estimates, references).mean().item()
-        torch.save(model.state_dict(), folder / "separator.pt")
-        torch.save(estimates, folder / "estimates.pt")
-        write_local(folder / "training.json", dumps_json({"trace": record.trace, "selected_step": record.selected_step}))
-        write_local(folder / "metrics.json", dumps_json(metrics))
-        plot_separator_trace(folder / "si_sdri_by_step.png", record.trace, record.selected_step,
-                             f"Separator taught by the {settings.priors} priors ({self.cfg.prior.name})")
-
-    def time_separator(self, levels: list[tuple[float, int]], mixtures: torch.Tensor) -> float:
-        """Seconds the stored separator takes to separate ``mixtures`` (the best of three runs)."""
-        model = build_separator(len(self.test.sources))
-        model.load_state_dict(self.store.read_torch(f"{self.separator_folder(levels)}/separator.pt"))
-        model, alphas, best = model.to(self.device).eval(), mixing_weights(len(self.test.sources)), math.inf
-        with torch.inference_mode():
-            for _ in range(3):
-                t0 = time.perf_counter()
-                separate(model, mixtures.to(self.device), alphas, self.cfg.separation.separator.likelihood).cpu()
-                best = min(best, time.perf_counter() - t0)
-        return best
-
-    def amortised_estimates(self, levels: list[tuple[float, int]]) -> torch.Tensor:
-        """The stored separator's estimates of the test mixtures [B, K, T]."""
-        return self.store.read_torch(f"{self.separator_folder(levels)}/estimates.pt")
 
     def listening_excerpt(self, levels: list[tuple[float, int]]) -> dict:
         """``separation.listen_seconds`` of one test mixture, separated as such: cut into consecutive crops of
@@ -192,7 +132,7 @@ class Separation:
                  f"{level_name(sigmas[0])} → {level_name(sigmas[-1])} × {sep.steps_per_level} steps "
                  f"(×{sep.steps_growth:g} by the last), rule {sep.rule}, init {sep.init}, predictor {sep.predictor}"
                  + (", then again from the true sources" if sep.oracle_start else ""))
-        start = self.amortised_estimates(levels).to(self.device) if sep.init == "amortised" else None
+        start = self.separator.estimates(levels).to(self.device) if sep.init == "amortised" else None
         t0 = time.perf_counter()
         result = sample(start)
         wall = time.perf_counter() - t0
@@ -219,21 +159,31 @@ class Separation:
         plot_level_trace(folder / "si_sdr_per_level.png", schedule.sigmas, traces, metrics["si_sdr_mixture"],
                          f"Separation after each level ({cfg.prior.name}, {sep.rule} rule)")
         if sep.likelihood_gap:
-            gaps = {label: self.likelihood_gap(level_priors[-1], sigmas[-1], run.estimates.cpu(), references)
-                    for label, (run, _) in held.items()}
-            metrics.update({f"likelihood_gap{suffix}": gaps[label].mean().item() for label, (_, suffix) in held.items()})
-            if sep.separator.steps:  # the separator's estimates against the sampler's, under the same prior
-                metrics["likelihood_gap_amortised_vs_langevin"] = self.likelihood_gap(
-                    level_priors[-1], sigmas[-1], self.amortised_estimates(levels), estimates).mean().item()
-        if sep.separator.steps:  # timed here, beside the sampler: one run, one machine
-            seconds = self.time_separator(levels, mixtures)
-            metrics.update(separation_seconds_per_mixture_amortised=seconds / len(mixtures),
-                           amortised_speedup=wall / seconds)
-            plot_likelihood_gap(folder / "likelihood_gap.png", gaps, f"{cfg.prior.name}, σ={sigmas[-1]:.3g}")
+            metrics.update(self._likelihood_gaps(held, level_priors[-1], sigmas[-1], references, folder))
+        if sep.separator.steps:
+            metrics.update(self._beside_separator(levels, level_priors[-1], sigmas[-1], estimates, wall))
         if sep.audio_examples:  # the scored crops, joined: each is too short to hear alone
             count = sep.audio_examples
             write_audio(folder / "audio" / "crops", mixtures[:count], references[:count], estimates[:count],
                         clips.sources, clips.sample_rate)
+        return metrics
+
+    def _likelihood_gaps(self, held: dict, prior: Prior, sigma: float, references: torch.Tensor, folder: Path) -> dict:
+        """``likelihood_gap<suffix>`` of each start's chains (``held``: label -> (chains, metric suffix)), drawn
+        in ``likelihood_gap.png``."""
+        gaps = {label: self.likelihood_gap(prior, sigma, run.estimates.cpu(), references) for label, (run, _) in held.items()}
+        plot_likelihood_gap(folder / "likelihood_gap.png", gaps, f"{self.cfg.prior.name}, σ={sigma:.3g}")
+        return {f"likelihood_gap{suffix}": gaps[label].mean().item() for label, (_, suffix) in held.items()}
+
+    def _beside_separator(self, levels, prior: Prior, sigma: float, estimates: torch.Tensor, wall: float) -> dict:
+        """The separator against the sampler: the likelihood gap between their estimates (under the same prior)
+        and the time per mixture, both timed here (one run, one machine)."""
+        mixtures = mix(self.separation_sources[1])
+        seconds = self.separator.time(levels, mixtures)
+        metrics = {"separation_seconds_per_mixture_amortised": seconds / len(mixtures), "amortised_speedup": wall / seconds}
+        if self.cfg.separation.likelihood_gap:
+            metrics["likelihood_gap_amortised_vs_langevin"] = self.likelihood_gap(
+                prior, sigma, self.separator.estimates(levels), estimates).mean().item()
         return metrics
 
     def _oracle_start(self, sample, references: torch.Tensor, sigmas, metrics: dict) -> tuple[dict, dict]:
