@@ -116,8 +116,8 @@ def train_by_priors(teacher: Teacher, data, cfg: SeparatorConfig, alphas: torch.
         sigma = annealed_sigma(step, cfg.steps, high, cfg.sigma_low)
         mixtures = mix(data.training_batch(step_generator(cfg.seed, step, TRAINING_STREAM), cfg.batch_size)).to(device)
         estimates = separate(model, mixtures, alphas, cfg.likelihood)
-        noisy = estimates.detach() + sigma * torch.randn(estimates.shape, generator=step_generator(cfg.seed, step, NOISE_STREAM)
-                                                         ).to(device)
+        noise = torch.randn(estimates.shape, generator=step_generator(cfg.seed, step, NOISE_STREAM)).to(device)
+        noisy = estimates.detach() + sigma * noise
         with torch.no_grad():
             score = teacher.score_at(noisy, sigma)
         loss = prior_loss(estimates, mixtures, alphas, score, sigma, cfg.likelihood)

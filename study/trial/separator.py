@@ -41,11 +41,11 @@ class Separator:
         return f"separator/{separator_key(self.cfg, levels, self.separation.keys)}"
 
     def _train(self, levels: list[tuple[float, int]], folder: Path) -> None:
-        sep, sigmas = self.cfg.separation, [s for s, _ in levels]
-        settings, (clips, references) = sep.separator, self.separation.separation_sources
+        separation, sep, sigmas = self.separation, self.cfg.separation, [s for s, _ in levels]
+        settings, (clips, references) = sep.separator, separation.separation_sources
         mixtures, alphas = mix(references), mixing_weights(len(clips.sources))
-        priors = self.separation.level_priors(levels, untrained=settings.priors == "untrained")
-        teacher = Teacher(self.separation.level_score(priors, sigmas), self.separation.level_log_prob(priors, sigmas), sigmas,
+        priors = separation.level_priors(levels, untrained=settings.priors == "untrained")
+        teacher = Teacher(separation.level_score(priors, sigmas), separation.level_log_prob(priors, sigmas), sigmas,
                           self.cfg.noise_conditional)
         self.log(f"--- separator (ConvTasNet) taught by the {settings.priors} priors: {settings.steps} steps, σ "
                  f"{settings.sigma_high or sigmas[0]:.3g} → {settings.sigma_low:.3g}, {settings.likelihood} likelihood")
@@ -55,7 +55,7 @@ class Separator:
                 estimates = separate(model, mixtures.to(self.device), alphas, settings.likelihood).cpu()
             return {"si_sdri": (si_sdr(estimates, references) - mixture_si_sdr(mixtures, references)).mean().item()}
 
-        crops = self.separation.train_clips.with_length(settings.crop)
+        crops = separation.train_clips.with_length(settings.crop)
         model, record = train_by_priors(teacher, crops, settings, alphas, self.device, self.log, report)
         with torch.inference_mode():
             estimates = separate(model, mixtures.to(self.device), alphas, settings.likelihood).cpu()
@@ -65,16 +65,17 @@ class Separator:
         metrics.update(separator_train_seconds=record.seconds, separator_selected_step=record.selected_step,
                        **{f"si_sdri_amortised_trace/{entry['step']}": entry["si_sdri"] for entry in record.trace})
         if sep.likelihood_gap:
-            metrics["likelihood_gap_amortised"] = self.separation.likelihood_gap(
-                self.separation.level_priors(levels[-1:])[0], sigmas[-1], estimates, references).mean().item()
+            metrics["likelihood_gap_amortised"] = separation.likelihood_gap(  # under the trained priors
+                separation.level_priors(levels[-1:])[0], sigmas[-1], estimates, references).mean().item()
         torch.save(model.state_dict(), folder / "separator.pt")
         torch.save(estimates, folder / "estimates.pt")
-        write_local(folder / "training.json", dumps_json({"trace": record.trace, "selected_step": record.selected_step}))
+        write_local(folder / "training.json",
+                    dumps_json({"trace": record.trace, "selected_step": record.selected_step}))
         write_local(folder / "metrics.json", dumps_json(metrics))
         plot_separator_trace(folder / "si_sdri_by_step.png", record.trace, record.selected_step,
                              f"Separator taught by the {settings.priors} priors ({self.cfg.prior.name})")
 
-    def time(self, levels: list[tuple[float, int]], mixtures: torch.Tensor) -> float:
+    def seconds_to_separate(self, levels: list[tuple[float, int]], mixtures: torch.Tensor) -> float:
         """Seconds the stored separator takes to separate ``mixtures`` (the best of three runs)."""
         model = build_separator(len(self.separation.test.sources))
         model.load_state_dict(self.store.read_torch(f"{self.folder(levels)}/separator.pt"))
