@@ -182,3 +182,32 @@ def test_one_frontier_across_experiments_is_coloured_by_experiment_and_changes_n
     assert after == before  # nothing logged to any run
     assert main(["first", "nope", "--tracking-uri", uri]) == 2
     assert "no experiment 'nope'" in capsys.readouterr().err
+
+
+def test_the_separators_score_as_an_objective_gets_the_same_reference_lines(tmp_path):
+    """si_sdri_amortised on the frontier: the do-nothing line at 0 dB and the supervised ConvTasNet's line."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from study.sweep.report import frontier
+
+    objectives = {"auroc": "max", "si_sdri_amortised": "max"}
+    table = frontier.with_pareto(pd.DataFrame([
+        {"run": run, "architecture": "scorenet", "schedule": "scratch", "stage": 0, "stage_sigma": 3.0,
+         "auroc": auroc, "si_sdri_amortised": gain, "si_sdri_amortised_se": 0.5, "si_sdri_supervised": 10.5}
+        for run, auroc, gain in (("a", 0.9, 6.2), ("b", 0.95, 0.0))]), objectives)
+    drawn = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep_axes(figure, *args, **kwargs):
+        drawn["axes"] = figure.axes[0]
+        return real_savefig(figure, *args, **kwargs)
+
+    plt.Figure.savefig = keep_axes
+    try:
+        assert frontier.plot_frontier(tmp_path / "frontier.png", table, objectives)
+    finally:
+        plt.Figure.savefig = real_savefig
+    labels = drawn["axes"].get_legend_handles_labels()[1]
+    assert "do nothing: mixture as every estimate" in labels
+    assert "supervised ConvTasNet (10.50 dB)" in labels

@@ -198,8 +198,10 @@ def mark_diverged(ax, table: pd.DataFrame, x: str, y: str) -> None:
 
 def draw_baseline(ax, table: pd.DataFrame, x: str, y: str) -> None:
     """The do-nothing separation baseline (every source estimated as the mixture, SI-SDRi = 0) and, when the
-    sweep trained one, the supervised reference (ConvTasNet on the same mixtures)."""
-    for name, line in ((y, ax.axhline), (x, ax.axvline)):
+    sweep trained one, the supervised reference (ConvTasNet on the same mixtures), for the sampler's scores and
+    the separator's (``*_amortised``) alike."""
+    for axis, line in ((y, ax.axhline), (x, ax.axvline)):
+        name = axis.removesuffix("_amortised")  # the separator's scores have the same baselines
         if name == "si_sdri":
             line(0.0, color="grey", ls=":", lw=1.2, label="do nothing: mixture as every estimate")
         elif name == "si_sdr" and "si_sdr_mixture" in table and table["si_sdr_mixture"].notna().any():
