@@ -213,6 +213,15 @@ class Chains:
         others = (a * self.s).sum(1) - a[:, pinned] * self.s[:, pinned]
         self.s[:, pinned] = (self.mixture - others) / a[0, pinned]
 
+    @staticmethod
+    def rows(sources: list[int]):
+        """Consecutive sources as a slice (a view, updated in place on the hot path), others as a list."""
+        if not sources:
+            return slice(0, 0)
+        if sources == list(range(sources[0], sources[-1] + 1)):
+            return slice(sources[0], sources[-1] + 1)
+        return sources
+
     def finish(self) -> LangevinResult:
         result = self.result
         result.estimates, result.start = self.s, self.start
@@ -244,18 +253,20 @@ class Chains:
             level = schedule.sigmas[i] * schedule.smoothing_spread**u
             s.add_(drift * (self.score(i, s + level * self.randn(), sigma=level) + self.likelihood(i)))
         elif self.dirac:  # the block's last source pinned; the chain rule moves the others
-            grad, noise, free, pinned = self.prior_score(i), self.randn(), self.block[:-1], self.block[-1]
-            a = self.a
+            grad, noise, pinned = self.prior_score(i), self.randn(), self.block[-1]
+            a, free = self.a, self.rows(self.block[:-1])
             s[:, free] += drift * (grad[:, free] - a[:, free] / a[:, pinned:pinned + 1] * grad[:, pinned:pinned + 1]) \
                 + spread * noise[:, free]
             self.pin()
         else:
+            moving = self.rows(self.block)
             step = drift * (self.prior_score(i) + self.likelihood(i)) + spread * self.randn()
-            s[:, self.block] += step[:, self.block]
+            s[:, moving] += step[:, moving]
         self.result.steps += 1
 
     def churn(self, sigma: float) -> None:
         """Raise the iterates' noise from σ to σ·(1 + churn) (the corrector steps then bring it down)."""
-        self.s[:, self.block] += sigma * math.sqrt((1 + self.schedule.churn) ** 2 - 1) * self.randn()[:, self.block]
+        moving = self.rows(self.block)
+        self.s[:, moving] += sigma * math.sqrt((1 + self.schedule.churn) ** 2 - 1) * self.randn()[:, moving]
         if self.dirac:
             self.pin()
