@@ -22,7 +22,7 @@ import numpy as np
 from study.sweep.config import SweepConfig
 from study.sweep.report.cost import STEPS, history, reference_point
 from study.sweep.driver import run_sweep
-from study.sweep.report.frontier import stage_rows
+from study.sweep.report.rows import stage_rows
 from study.sweep.tracking import client_for
 
 OBJECTIVES = {"auroc": "max", "logp_drop@0.01": "max"}

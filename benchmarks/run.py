@@ -33,14 +33,15 @@ from .langevin import bench_langevin
 from .memory import bench_memory
 from .precision import bench_precision
 from .priors import bench_prior
+from .scale import bench_scale
 from .sharing import bench_sharing
 from .sweep_overhead import bench_sweep
 from .tracking_load import bench_tracking
 
 SECTIONS = ("precision", "priors", "langevin", "cores", "compile", "sweep", "sharing", "frontier_search", "tracking",
-            "memory")
-# compiling and the three searches take many minutes: only when named
-DEFAULT_SECTIONS = [section for section in SECTIONS if section not in ("compile", "frontier_search")]
+            "memory", "scale")
+# compiling, the three searches and the thousand-trial sweeps take many minutes: only when named
+DEFAULT_SECTIONS = [section for section in SECTIONS if section not in ("compile", "frontier_search", "scale")]
 
 
 def main(argv=None) -> None:
@@ -56,6 +57,10 @@ def main(argv=None) -> None:
                         help="a checkout of morris-frank/unsupervised-source-separation, timed beside our priors")
     parser.add_argument("--hours", nargs="+", type=float, default=[1.0, 10.0],
                         help="sizes of the stems folders the memory section compares")
+    parser.add_argument("--scale-sizes", nargs="+", type=int, default=[10, 100, 1000],
+                        help="numbers of trials the scale section sweeps")
+    parser.add_argument("--scale-tracking", nargs="+", default=["sqlite", "postgresql"],
+                        choices=["sqlite", "postgresql"], help="tracking stores the scale section sweeps on")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -87,6 +92,8 @@ def main(argv=None) -> None:
         results["tracking"] = bench_tracking()
     if "memory" in args.only:
         results["memory"] = bench_memory(args.hours)
+    if "scale" in args.only:
+        results["scale"] = bench_scale(args.scale_sizes, args.scale_tracking)
     print(f"device: {results['machine']}")
     for section in SECTIONS:
         if section in results:

@@ -139,7 +139,7 @@ def run_sweep(sweep: SweepConfig, sweep_file: Path | None = None, mode: str = "a
         raise SweepCrashed(f"{reason}. Once the cause is fixed, resume with: {resume_command}", summary) from error
     summary = SweepSummary(finished, failed, interrupted, parent_id, experiment_id, uri, sweep.name,
                            sweep.experiment_name, store=context.store_uri)
-    close_sweep(sweep, client, summary, reasons, log, resume_command, root)
+    close_sweep(sweep, client, summary, reasons, log, resume_command, root, live.reader)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -373,6 +373,11 @@ def warm_start(sweep: SweepConfig, log) -> list:
     return seeds
 
 
+# a Ray worker runs one trial after another: a new process per trial (starting Python, importing torch and
+# MLflow) cost each trial seconds (benchmarks/scale.py measures both)
+REUSE_WORKERS = True
+
+
 def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_from: str | None,
                callbacks=(), seeds=()) -> tune.Tuner:
     """A new Tuner for the sweep (Optuna told ``seeds`` first), or the saved one at ``restore_from``."""
@@ -390,6 +395,7 @@ def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_fro
                                     scheduler=trial_scheduler(sweep, root),
                                     num_samples=sweep.search.num_samples,
                                     max_concurrent_trials=sweep.max_concurrent if sweep.search.kind == "optuna" else None,
+                                    reuse_actors=REUSE_WORKERS,
                                     trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=name),
         run_config=tune.RunConfig(name=sweep.name, storage_path=root, verbose=1,
                                   progress_reporter=console_reporter(sweep), callbacks=list(callbacks),
@@ -414,9 +420,9 @@ def fit(tuner: tune.Tuner) -> tuple[int, int, dict[str, str], int]:
 
 
 def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary, reasons: dict[str, str], log,
-                resume_command: str, root: str) -> None:
+                resume_command: str, root: str, reader=None) -> None:
     """Count what the trials did, close every unfinished run, and end the parent run: with the frontier when
-    the sweep ran to its end, KILLED when a signal stopped it."""
+    the sweep ran to its end (from ``reader``, the live frontier's rows), KILLED when a signal stopped it."""
     children = child_runs(client, summary.experiment_id, summary.parent_run_id)
     summary.stages, summary.reused = stage_counts(children)
     interrupted = summary.interrupted
@@ -438,7 +444,8 @@ def close_sweep(sweep: SweepConfig, client: MlflowClient, summary: SweepSummary,
             f"re-running resumes the sweep: failed trials run again, finished stages are reused: {resume_command}")
     if not interrupted:  # never a frontier from a partial sweep
         log_frontier(client, summary.experiment_id, summary.parent_run_id, sweep.search.objectives, log=log,
-                     reference_point=sweep.search.reference_point, settings=sorted(varied_settings(sweep)))
+                     reference_point=sweep.search.reference_point, settings=sorted(varied_settings(sweep)),
+                     reader=reader)
     if interrupted:
         client.set_terminated(summary.parent_run_id, "KILLED")
     elif summary.failed and not summary.finished:  # nothing to show: the sweep failed, whatever each trial says

@@ -245,6 +245,24 @@ def close_dangling(client: MlflowClient, experiment_id: str, parent_id: str, rea
     return len(runs)
 
 
-def child_runs(client: MlflowClient, experiment_id: str, parent_id: str):
-    return client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
-                              max_results=10_000)
+def child_runs(client: MlflowClient, experiment_id: str, parent_id: str, since_ms: int | None = None) -> list:
+    """The sweep's trial runs, newest first; with ``since_ms`` only those still running or ended at or after
+    that time (what a view that read the rest before needs: two queries, MLflow's filter has no OR)."""
+    mine = f"tags.`{PARENT_TAG}` = '{parent_id}'"
+    if since_ms is None:
+        return all_runs(client, experiment_id, mine)
+    found = {run.info.run_id: run for query in (f"{mine} and attributes.status = 'RUNNING'",
+                                                f"{mine} and attributes.end_time >= {int(since_ms)}")
+             for run in all_runs(client, experiment_id, query)}
+    return sorted(found.values(), key=lambda run: (-run.info.start_time, run.info.run_id))
+
+
+def all_runs(client: MlflowClient, experiment_id: str, query: str) -> list:
+    """Every run ``query`` matches, page by page (a sweep may have more runs than one page holds)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=query, max_results=5_000, page_token=token)
+        runs += page
+        token = page.token
+        if not token:
+            return runs

@@ -5,23 +5,15 @@ import os
 import subprocess
 import sys
 
-import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmarks.tracking_load import STAGES, missing_writes, run_load, trial_params
-from study.ops.servers import LocalPostgres, MlflowServer, write_auth_config
+from study.ops.servers import MlflowServer, write_auth_config
 
 from ..sweep.conftest import write_sweep
 from ..sweep.test_sweep_run import steps
 
 ADMIN = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "not-the-default-Pw-17"}
-
-
-@pytest.fixture
-def postgres():
-    server = LocalPostgres().start()
-    yield server
-    server.remove()
 
 
 def test_32_processes_logging_at_once_lose_nothing(postgres, tmp_path):

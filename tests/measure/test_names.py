@@ -1,14 +1,14 @@
 """Every metric name the reports and the separation write by hand is one the one list knows, so a misspelt
 name there fails here instead of drawing an empty column."""
 from study.measure.names import AMORTISED, AMORTISED_SCORES, FAMILIES, PLAIN
-from study.sweep.report import frontier, page
+from study.sweep.report import frontier, page, rows
 
 TABLE_COLUMNS = {"experiment", "run", "architecture", "schedule", "target_sigma", "shared_by", "vs_nothing",
                  "stopped_early"}  # the frontier table's own columns, not metrics
 
 
 def test_the_reports_name_only_known_metrics():
-    named = {*frontier.CONTEXT_METRICS, *frontier.UNITS, *frontier.SEPARATION_SCORES, *page.HOVER}
+    named = {*rows.CONTEXT_METRICS, *frontier.UNITS, *frontier.SEPARATION_SCORES, *page.HOVER}
     assert {name for name in named if name.partition("@")[0] not in FAMILIES} <= TABLE_COLUMNS
 
 

@@ -26,42 +26,13 @@ from study.measure.plots import save_figure  # noqa: E402
 from study.sweep.report.cost import log_cost  # noqa: E402
 from study.sweep.report.importance import log_importances  # noqa: E402
 from study.sweep.report.page import colour_by, write_page  # noqa: E402
-from study.sweep.tracking import STOPPED_TAG, child_runs, mlflow_name  # noqa: E402
+from study.sweep.report.rows import StageRows, stage_rows  # noqa: E402
+from study.sweep.tracking import child_runs, mlflow_name  # noqa: E402
 
-CONTEXT_METRICS = ("stage", "stage_sigma", "auroc", "si_sdri", "si_sdr_se", "si_sdri_se", "sdr_se", "separation_moved",
-                   "si_sdr_mixture",
-                   "separation_diverged", "si_sdr_oracle_start", "si_sdri_oracle_start", "si_sdr_supervised",
-                   "si_sdri_supervised", "likelihood_gap", "si_sdri_amortised", "si_sdri_amortised_se",
-                   "likelihood_gap_amortised", "amortised_speedup", *COMPUTE)
 NOT_SCORES = ("run", "run_id", "status", "target_sigma", "schedule", "stage_key", "logged_at", "stopped_early", "vs_nothing",
               *COMPUTE)
 UNITS = {"si_sdr": "dB", "si_sdri": "dB", "sdr": "dB", "si_sdri_amortised": "dB", SMOOTHNESS: "nats/sample"}
 MARKERS = {"scratch": "s", "from_clean": "o", "chained": "^"}
-
-
-def stage_rows(client, experiment_id: str, parent_id: str, metrics) -> pd.DataFrame:
-    """One row per (trial, stage): what each trial reported, shared stages included."""
-    rows = []
-    for run in child_runs(client, experiment_id, parent_id):
-        params = run.data.params
-        per_step: dict[int, dict] = {}
-        logged_at: dict[int, int] = {}  # when each stage's metrics arrived (ms): the order compute was spent in
-        smoothness = [name.replace(mlflow_name("@"), "@") for name in run.data.metrics
-                      if name.startswith(mlflow_name(f"{SMOOTHNESS}@"))]
-        for name in dict.fromkeys([*CONTEXT_METRICS, *smoothness, *metrics]):
-            if mlflow_name(name) not in run.data.metrics:
-                continue
-            for point in client.get_metric_history(run.info.run_id, mlflow_name(name)):
-                per_step.setdefault(point.step, {})[name] = point.value
-                logged_at[point.step] = max(logged_at.get(point.step, 0), point.timestamp)
-        for step, values in sorted(per_step.items()):
-            rows.append({"run": run.info.run_name, "run_id": run.info.run_id, "status": run.info.status,
-                         "architecture": params.get("prior.name"), "schedule": params.get("schedule.kind"),
-                         "target_sigma": float(params.get("schedule.sigma", "nan")), "stage": step,
-                         "stage_key": run.data.tags.get(f"study.stage{step}.key"), "logged_at": logged_at[step],
-                         "stopped_early": run.data.tags.get(STOPPED_TAG),
-                         **values})
-    return pd.DataFrame(rows)
 
 
 def once_per_stage(table: pd.DataFrame) -> pd.DataFrame:
@@ -72,13 +43,17 @@ def once_per_stage(table: pd.DataFrame) -> pd.DataFrame:
         return table
     scores = [c for c in table if c not in NOT_SCORES]
     kept: list[pd.Series] = []
+    by_key: dict[str, list[pd.Series]] = {}  # the kept rows of each stage key (a sweep has ~1 per key)
     order = table.notna().sum(axis=1).sort_values(ascending=False, kind="stable").index  # fullest rows first
     for _, row in table.loc[order].iterrows():
-        home = next((k for k in kept if row["stage_key"] is not None and k["stage_key"] == row["stage_key"]
-                     and agrees(k[scores], row[scores])), None)
+        key = row["stage_key"]
+        home = next((k for k in by_key.get(key, []) if agrees(k[scores], row[scores])), None) \
+            if key is not None else None
         if home is None:
             kept.append(row.copy().rename(None))
             kept[-1]["shared_by"] = 1
+            if key is not None:
+                by_key.setdefault(key, []).append(kept[-1])
         else:
             home["shared_by"] += 1
     merged = pd.DataFrame(kept).reset_index(drop=True)
@@ -171,10 +146,21 @@ def scatter(ax, table: pd.DataFrame, x: str, y: str) -> None:
     for (key, schedule), group in table.groupby([by, "schedule"]):
         ax.scatter(group[x], group[y], color=colours[key], marker=MARKERS.get(schedule, "o"), s=45,
                    label=f"{key} · {schedule}", alpha=0.85, edgecolor="k", linewidth=0.4)
-    for _, row in table.iterrows():
+    labelled = table if len(table) <= LABEL_ALL_BELOW else table[table["pareto"]] if "pareto" in table else table[:0]
+    for _, row in labelled.iterrows():
         ax.annotate(f"σ={row.get('stage_sigma', float('nan')):.3g}", (row[x], row[y]), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")
     ax.grid(alpha=0.3)
+
+
+# above this many points a label on each is unreadable, and drawing them costs seconds: only the Pareto
+# points keep their σ label
+LABEL_ALL_BELOW = 60
+
+
+def legend(ax, table: pd.DataFrame) -> None:
+    """Matplotlib's "best" place searches every point: with many it costs seconds, so a fixed corner."""
+    ax.legend(fontsize=8, loc="best" if len(table) <= LABEL_ALL_BELOW else "lower left")
 
 
 SEPARATION_SCORES = ("si_sdr", "sdr", "si_sdri")
@@ -247,7 +233,7 @@ def plot_frontier(path: Path, table: pd.DataFrame, objectives: dict[str, str]) -
     ax.set_ylabel(axis_label(y, objectives))
     ax.set_title(f"Study frontier: {x} ({objectives.get(x, '')}) vs {y} ({objectives.get(y, '')}), one point per stage",
                  fontsize=10)
-    ax.legend(fontsize=8)
+    legend(ax, points)
     if not draw_oracle_start(oracle_ax, table, x, y):
         oracle_ax.remove()
     return save_figure(fig, path)
@@ -263,7 +249,7 @@ def plot_dilemma(path: Path, table: pd.DataFrame) -> bool:
     ax.set_xlabel(f"{smooth} (nats/sample; near 0 = smooth, very negative = peaked; higher is better)")
     ax.set_ylabel("auroc (discrimination, higher is better)")
     ax.set_title("Discriminative versus smooth: every trial and stage")
-    ax.legend(fontsize=8)
+    legend(ax, table)
     return save_figure(fig, path)
 
 
@@ -295,11 +281,13 @@ def summary_table(table: pd.DataFrame, objectives) -> pd.DataFrame:
 
 def log_frontier(client, experiment_id: str, parent_id: str, objectives: dict[str, str], log=print,
                  artifact_path: str | None = None, reference_point: dict[str, float] | None = None,
-                 settings: list[str] | None = None) -> pd.DataFrame:
+                 settings: list[str] | None = None, reader: StageRows | None = None) -> pd.DataFrame:
     """Compute the frontier of a sweep from its child runs, print it, and log CSV and plots to the parent:
     the sweep's own record at the top (``artifact_path`` None, from the driver, with the supervised reference
-    as a metric), or under ``artifact_path`` (another view, which never touches the sweep's record)."""
-    rows = stage_rows(client, experiment_id, parent_id, list(objectives))
+    as a metric), or under ``artifact_path`` (another view, which never touches the sweep's record).
+    ``reader``: the live frontier's, so that only the runs changed since its last refresh are read again."""
+    reader = reader or StageRows(client, experiment_id, parent_id, list(objectives))
+    rows = reader.read(everything=True)  # the sweep has just closed its runs: every one, each read once
     table = frontier_table(rows, objectives)
     log(format_table(table, objectives))
     for reference in ("si_sdr_supervised", "si_sdri_supervised"):  # one separator per sweep: on its run
@@ -329,12 +317,14 @@ def log_views(client, parent_id: str, table: pd.DataFrame, objectives: dict[str,
             client.log_artifact(parent_id, str(folder / name), artifact_path)
 
 
-def refresh_frontier(client, experiment_id: str, parent_id: str, objectives: dict[str, str]) -> bool:
+def refresh_frontier(reader: StageRows, objectives: dict[str, str]) -> bool:
     """The live frontier while the sweep runs: the parent's table, plots and page from the stages reported so
-    far (no printing; cost and importance come once, at the end). False when nothing is reported yet."""
-    rows = stage_rows(client, experiment_id, parent_id, list(objectives))
-    if rows.empty:
+    far (no printing; cost and importance come once, at the end). False when nothing is reported yet or
+    nothing changed since ``reader``'s last read (the files on the run are then still current)."""
+    rows = reader.read()
+    if rows.empty or not reader.changed:
         return False
+    client, parent_id = reader.client, reader.parent_id
     with tempfile.TemporaryDirectory() as tmp:
         log_views(client, parent_id, frontier_table(rows, objectives), objectives, Path(tmp))
     return True
