@@ -131,18 +131,17 @@ def refreshes_side_by_side(reader) -> dict:
     from study.sweep.report.frontier import refresh_frontier
     from study.sweep.report.rows import CLOCK_SKEW_MS, StageRows
 
-    ends = sorted(run.info.end_time for run in reader.client.search_runs(
-        [reader.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{reader.parent_id}'", max_results=5))
+    last = reader.client.search_runs([reader.experiment_id], max_results=2, order_by=["attributes.end_time DESC"],
+                                     filter_string=f"tags.`mlflow.parentRunId` = '{reader.parent_id}'")
     every, two = [], []
     for _ in range(3):
         started = time.perf_counter()
         refresh_frontier(StageRows(reader.client, reader.experiment_id, reader.parent_id, reader.metrics),
                          OBJECTIVES)
         every.append(time.perf_counter() - started)
-        newest = list(reader._known)[:2]  # newest first
-        for run_id in newest:  # as if these two had just reported: unknown, and inside the listing's window
-            del reader._known[run_id]
-        reader._listed_at = ends[-2] + CLOCK_SKEW_MS
+        for run in last:  # as if the two that ended last had just reported: unknown, inside the listing's window
+            del reader._known[run.info.run_id]
+        reader._listed_at = min(run.info.end_time for run in last) + CLOCK_SKEW_MS
         started = time.perf_counter()
         refresh_frontier(reader, OBJECTIVES)
         two.append(time.perf_counter() - started)
@@ -223,7 +222,7 @@ def bench_scale(sizes=(10, 100, 1000), backends=("sqlite", "postgresql")) -> lis
                     if backend == "postgresql" and postgres is None:
                         from study.ops.servers import LocalPostgres
 
-                        postgres = LocalPostgres(Path(tmp) / "postgres").start()
+                        postgres = LocalPostgres().start()  # its own folder, readable by the server's user
                     rows.append(one_size(trials, backend, Path(tmp), postgres))
             rows.append(one_size(sorted(sizes)[len(sizes) // 2], "sqlite", Path(tmp), None, fresh_workers=True))
         finally:

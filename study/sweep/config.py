@@ -144,11 +144,16 @@ class MlflowConfig(Section):
 
 
 class FailureSettings(Section):
-    max_failures: int = Field(0, ge=-1)
+    # times a failing trial is started again (-1: without end); None: 0 on a local Ray, where a failure is a
+    # bug to see, 2 on a cluster (ray.address), where a lost node is weather
+    max_failures: int | None = Field(None, ge=-1)
 
 
 class RaySettings(Section):
     address: str | None = None  # None: start Ray locally; "auto" or "ray://host:10001" for a cluster
+
+
+CLUSTER_RETRIES = 2
 
 
 class SweepConfig(Section):

@@ -37,7 +37,7 @@ def wait_for(condition, seconds: float, what: str, process: subprocess.Popen) ->
 def test_a_node_lost_mid_stage_and_a_restarted_tracking_server_redo_nothing(postgres, tmp_path):
     server = MlflowServer(postgres.uri, tmp_path / "artifacts", tmp_path / "server.log", workers=1).start()
     path = write_sweep(tmp_path, base=KILLABLE_BASE, space={"schedule.sigma": {"grid": [0.077, 0.129]}},
-                       failure={"max_failures": 2}, mlflow={"tracking_uri": server.url})
+                       mlflow={"tracking_uri": server.url})  # failure.max_failures: the cluster default
     store = StageStore(tmp_path / "ray" / "stages")
     # a lease left by the dead node frees in 15 s (its holder's heartbeat stopped), not the default 60
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
