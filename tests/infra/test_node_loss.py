@@ -1,5 +1,6 @@
 """A cluster that loses a node, and a tracking server that goes down, in the middle of a sweep: a Ray cluster of
-four nodes on 127.0.0.1 (tests/infra/node_loss_sweep.py) tracks to an ``mlflow server`` on PostgreSQL. A worker
+four nodes on 127.0.0.1 (tests/infra/node_loss_sweep.py) tracks to an ``mlflow server`` on PostgreSQL, its
+trials on different nodes, their runs and artifacts through the server's HTTP API. A worker
 node dies with SIGKILL while a trial is half way through a stage; once the trial has been started again on
 another node, the MLflow server is killed and started again on the same database. Counts what was redone:
 no sealed stage trained again, the interrupted stage continued once from its stored checkpoint, no metric
@@ -88,5 +89,9 @@ def test_a_node_lost_mid_stage_and_a_restarted_tracking_server_redo_nothing(post
         assert next(run for run in runs if run.data.tags.get("study.role") == "sweep").info.status == "FINISHED"
         assert_no_metric_logged_twice(client, children)
         assert all(run.data.tags["study.node_id"] != kill["node"] for run in children)  # ended on live nodes
+        for child in children:  # every stage's files went through the server to its artifact store
+            assert child.info.artifact_uri.startswith("mlflow-artifacts:")
+            assert {"metrics.json", "stage0", "stage1"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert len(list((tmp_path / "artifacts").rglob("cross_likelihood.png"))) >= 3  # 1 + 2 stages
     finally:
         server.stop()
