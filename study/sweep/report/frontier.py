@@ -1,5 +1,6 @@
-"""The Pareto frontier of the study, computed from MLflow runs (never inside the driver's memory); drawn at
-the end of every sweep, live while it runs, and by ``python -m study.frontier`` (:mod:`study.sweep.report.command`).
+"""The Pareto frontier of the study, computed from MLflow runs (:mod:`study.sweep.report.rows`: what the trials
+logged, never what Tune holds in the driver); drawn at the end of every sweep, live while it runs, and by
+``python -m study.frontier`` (:mod:`study.sweep.report.command`).
 
 One point per stage (each stage's metrics are logged at step = stage index; a stage several trials share
 counts once). The Pareto set is over the objectives; it is printed, and three artifacts go to the sweep's
