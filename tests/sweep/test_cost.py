@@ -55,6 +55,24 @@ def test_importance_finds_the_setting_that_moves_each_objective():
     assert importances(trials.head(MIN_TRIALS - 1), ["training.lr"], ["auroc"]).empty  # too few: no answer
 
 
+def test_importance_over_many_trials_is_computed_on_a_seeded_sample_and_still_finds_the_setting(monkeypatch):
+    import study.sweep.report.importance as importance
+
+    rng = np.random.default_rng(1)
+    n = 60
+    lr, sigma = rng.uniform(1e-4, 1e-2, n), rng.uniform(0, 1, n)
+    trials = pd.DataFrame({"training.lr": lr.astype(str), "schedule.sigma": sigma.astype(str),
+                           "auroc": 100 * lr + 0.01 * sigma})
+    monkeypatch.setattr(importance, "MAX_TRIALS", 20)
+    seen = []
+    monkeypatch.setattr(importance.optuna.trial, "create_trial",
+                        lambda create=importance.optuna.trial.create_trial, **kw: seen.append(kw) or create(**kw))
+    first = importances(trials, ["training.lr", "schedule.sigma"], ["auroc"])
+    assert len(seen) == 20  # the sample, not all 60
+    assert first.equals(importances(trials, ["training.lr", "schedule.sigma"], ["auroc"]))  # the same sample
+    assert first.sort_values("importance")["setting"].iloc[-1] == "training.lr"
+
+
 def test_a_sweep_where_no_stage_was_reported_draws_and_counts_nothing(tmp_path):
     from study.sweep.report.frontier import with_pareto
     from study.sweep.report.page import write_page
