@@ -43,22 +43,20 @@ def once_per_stage(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty or "stage_key" not in table:
         return table
     scores = [c for c in table if c not in NOT_SCORES]
-    kept: list[pd.Series] = []
-    by_key: dict[str, list[pd.Series]] = {}  # the kept rows of each stage key (a sweep has ~1 per key)
-    order = table.notna().sum(axis=1).sort_values(ascending=False, kind="stable").index  # fullest rows first
-    for _, row in table.loc[order].iterrows():
-        key = row["stage_key"]
-        home = next((k for k in by_key.get(key, []) if agrees(k[scores], row[scores])), None) \
-            if key is not None else None
-        if home is None:
-            kept.append(row.copy().rename(None))
-            kept[-1]["shared_by"] = 1
-            if key is not None:
-                by_key.setdefault(key, []).append(kept[-1])
-        else:
-            home["shared_by"] += 1
-    merged = pd.DataFrame(kept).reset_index(drop=True)
-    return merged.astype({"shared_by": int})
+    ordered = table.loc[table.notna().sum(axis=1).sort_values(ascending=False, kind="stable").index]  # fullest first
+    shared_by = pd.Series(1, index=ordered.index)
+    keys = ordered["stage_key"]
+    for _, group in ordered[keys.notna() & keys.duplicated(keep=False)].groupby("stage_key", sort=False):
+        homes: list = []  # the rows kept for this key (one, unless trials scored the stage differently)
+        for index, row in group.iterrows():
+            home = next((h for h in homes if agrees(ordered.loc[h, scores], row[scores])), None)
+            if home is None:
+                homes.append(index)
+            else:
+                shared_by[home] += 1
+                shared_by[index] = 0
+    kept = shared_by > 0  # a key only one row has is kept without comparing: most keys, in a large sweep
+    return ordered[kept].assign(shared_by=shared_by[kept].astype(int)).reset_index(drop=True)
 
 
 def agrees(fuller: pd.Series, other: pd.Series) -> bool:
