@@ -12,7 +12,8 @@ state (each save's time, the file's size); the live frontier's refreshes during 
 by side on the same runs, a refresh that reads every run (what each refresh did before runs were kept
 between reads) against one that reads the two runs a refresh meets in a running sweep; ``frontier.html``'s size
 and time to draw in headless Chromium; the hypervolume and importance at the sweep's end;
-``python -m study.frontier``; the tracking rows per trial.
+``python -m study.frontier``; the tracking rows per trial; and that the sweep's own table covers every trial (the
+trials ``frontier.html`` names, the rows of ``study_summary.csv``).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -151,7 +153,10 @@ def refreshes_side_by_side(reader) -> dict:
 def page_costs(reader, folder: Path) -> dict:
     """``frontier.html`` as the sweep left it on its run: size, and seconds until Chromium has drawn each plot."""
     page = Path(reader.client.download_artifacts(reader.parent_id, "frontier.html", str(folder)))
-    return {"page_mb": page.stat().st_size / 2**20, "page_draw_s": draw_seconds(page)}
+    summary = Path(reader.client.download_artifacts(reader.parent_id, "study_summary.csv", str(folder)))
+    named = set(re.findall(r"\\u00b7 (\d{5})", page.read_text()))  # each trial's name ends "· <its number>"
+    return {"page_mb": page.stat().st_size / 2**20, "page_draw_s": draw_seconds(page), "page_trials": len(named),
+            "summary_rows": len(summary.read_text().splitlines()) - 1}
 
 
 def draw_seconds(page: Path) -> float:
