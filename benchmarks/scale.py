@@ -38,8 +38,8 @@ MINIMAL_TRIAL = {"prior": {"name": "wavenet", "preset": "tiny"}, "data": {"train
 CONCURRENT = 2
 # the costs whose growth the table fits, and the direction that is bad
 GROWTH = ("wall_s", "overhead_per_trial_s", "driver_peak_rss_mb", "tune_save_median_s", "tune_state_kb",
-          "live_refresh_max_s", "refresh_every_run_s", "refresh_two_runs_s", "page_mb", "page_draw_s",
-          "hypervolume_s", "importance_s", "frontier_command_s", "tracking_rows_per_trial")
+          "live_refresh_max_s", "live_refresh_median_s", "refresh_every_run_s", "refresh_two_runs_s", "page_mb",
+          "page_draw_s", "hypervolume_s", "importance_s", "frontier_command_s", "tracking_rows_per_trial")
 
 
 def sweep_config(trials: int, tracking_uri: str, folder: Path):
@@ -101,13 +101,17 @@ def measure(trials: int, tracking_uri: str, folder: Path, fresh_workers: bool = 
     if summary.finished != trials:
         raise RuntimeError(f"scale sweep finished {summary.finished} of {trials} trials ({summary.failed} failed)")
     reader = lives[0].reader
-    result = {"trials": trials, "tracking": tracking_uri.split(":", 1)[0].split("+", 1)[0], "workers": "fresh" if fresh_workers else "reused",
-              "wall_s": wall, "ray_start_s": ray_start,
+    result = {"trials": trials, "tracking": tracking_uri.split(":", 1)[0].split("+", 1)[0],
+              "workers": "fresh" if fresh_workers else "reused", "wall_s": wall, "ray_start_s": ray_start,
               "overhead_per_trial_s": wall * CONCURRENT / trials - own_seconds(reader),
               "driver_peak_rss_mb": peak_rss, "tune_saves": len(saves.seconds),
               "tune_save_median_s": statistics.median(saves.seconds), "tune_save_max_s": max(saves.seconds),
               "tune_state_kb": state_size(folder / "ray" / sweep.name) / 1024,
               "live_refreshes": len(lives[0].seconds), "live_refresh_max_s": max(lives[0].seconds),
+              "live_refresh_median_s": statistics.median(lives[0].seconds),
+              # runs whose histories the live frontier and the closing one read, per trial: about 1-2 when each
+              # refresh read only what changed, about refreshes × 1 had each read everything
+              "live_reads_per_trial": reader.runs_read / trials,
               "hypervolume_s": sum(hypervolume.seconds), "importance_s": sum(importance.seconds)}
     result.update(refreshes_side_by_side(reader))
     result.update(page_costs(reader, folder))

@@ -58,7 +58,8 @@ def test_a_refresh_reads_only_the_runs_that_reported_since_the_last(tmp_path):
     # closing: every run listed once more, none of the unchanged ones read again, a deleted one gone
     client.delete_run(children[0])
     rows = reader.read(everything=True)
-    assert reader.runs_read == 9 and children[0] not in set(rows["run_id"]) and len(rows) == 6 + 1  # trial 2 has two stages
+    assert reader.runs_read == 9 and children[0] not in set(rows["run_id"])
+    assert len(rows) == 6 + 1  # trial 2 has two stages
     assert refresh_frontier(StageRows(client, experiment, parent, list(OBJECTIVES)), OBJECTIVES)
 
 
