@@ -128,7 +128,8 @@ def test_the_interactive_page_names_every_stage_and_works_offline(tmp_path):
     assert write_page(tmp_path / "frontier.html", table, objectives, "logp_drop@0.01", verdict_notes(table))
     page = (tmp_path / "frontier.html").read_text()
     assert all(json.dumps(label)[1:-1] in page for label in table["run"])  # Plotly's JSON escapes σ and ·
-    assert "https://cdn" not in page.split("<body>")[0] and page.count("Plotly.newPlot") == 4  # inlined, 4 views
+    assert "<script src" not in page and page.count("Plotly.newPlot") == 4  # Plotly inlined: nothing fetched; 4 views
+    assert "<details id='parallel'>" in page  # the WebGL view, drawn when opened
     # the points that are not better than doing nothing are said above the plots, with their runs
     assert "1 Pareto point(s): start returned unchanged" in page and "flow σ*0 ft · 00002" in page.split("<div")[0]
     assert "1 Pareto point(s): indistinguishable from doing nothing" in page.split("<div")[0]

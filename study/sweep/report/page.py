@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
 
 HOVER = ["experiment", "run", "stage", "stage_sigma", "architecture", "schedule", "target_sigma", "shared_by", "si_sdri",
          "si_sdri_se", "vs_nothing", "likelihood_gap", "stopped_early"]
@@ -94,13 +95,27 @@ def write_page(path: Path, table: pd.DataFrame, objectives: dict[str, str], smoo
                notes: list[str] = ()) -> bool:
     """Write ``frontier.html`` (Plotly's script inlined once: it opens without a network), with ``notes`` (what
     the reader must know before trusting a point, e.g. separations no better than doing nothing) on top."""
+    parallel = parallel_figure(table, objectives)
     figures = [f for f in (front_figure(table, objectives), oracle_figure(table, objectives),
-                           parallel_figure(table, objectives), dilemma_figure(table, smooth, objectives))
-               if f is not None]
-    if not figures:
+                           dilemma_figure(table, smooth, objectives)) if f is not None]
+    if not figures and parallel is None:
         return False
-    parts = [figure.to_html(full_html=False, include_plotlyjs=i == 0) for i, figure in enumerate(figures)]
+    parts = [figure.to_html(full_html=False, include_plotlyjs=False) for figure in figures]
+    if parallel is not None:
+        parts.insert(min(2, len(parts)), drawn_when_opened(parallel))
     shown = "".join(f"<p><b>{html.escape(note)}</b></p>" for note in notes)
-    path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Study frontier</title></head><body>"
-                    + shown + "".join(parts) + "</body></html>", encoding="utf-8")
+    path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Study frontier</title>"
+                    f"<script>{get_plotlyjs()}</script></head><body>" + shown + "".join(parts) + "</body></html>",
+                    encoding="utf-8")
     return True
+
+
+def drawn_when_opened(figure: go.Figure) -> str:
+    """A figure folded under a heading and drawn the first time it is opened: parallel coordinates are WebGL,
+    which without a GPU took about 2 s of the page's 4 s at 1 000 trials (benchmarks/scale.py)."""
+    data = figure.to_json().replace("</", "<\\/")  # nothing in the JSON may end the script early
+    return ("<details id='parallel'><summary>Settings and objectives on parallel axes (drawn when opened)"
+            "</summary><div id='parallel-plot'></div></details><script>"
+            "document.getElementById('parallel').addEventListener('toggle', function draw(event) {"
+            " if (!event.target.open) return; event.target.removeEventListener('toggle', draw);"
+            f" var figure = {data}; Plotly.newPlot('parallel-plot', figure.data, figure.layout); }});</script>")
