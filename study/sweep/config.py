@@ -153,7 +153,7 @@ class RaySettings(Section):
     address: str | None = None  # None: start Ray locally; "auto" or "ray://host:10001" for a cluster
 
 
-CLUSTER_RETRIES = 2
+CLUSTER_RETRIES = 2  # failure.max_failures unset on a cluster
 
 
 class SweepConfig(Section):
@@ -189,6 +189,13 @@ class SweepConfig(Section):
     @property
     def experiment_name(self) -> str:
         return self.experiment or self.name
+
+    @property
+    def retries(self) -> int:
+        """How often a failing trial starts again: as set, else 0 locally and a few times on a cluster."""
+        if self.failure.max_failures is not None:
+            return self.failure.max_failures
+        return CLUSTER_RETRIES if self.ray.address else 0
 
     @model_validator(mode="after")
     def _bounded(self):

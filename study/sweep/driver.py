@@ -32,7 +32,7 @@ from ray import tune  # noqa: E402
 from study.config.reading import ConfigError, excerpt  # noqa: E402
 from study.runtime.machine import this_machine  # noqa: E402
 from study.store.stage_store import default_store_uri, is_uri, resolved  # noqa: E402
-from study.sweep.config import CLUSTER_RETRIES, SweepConfig  # noqa: E402
+from study.sweep.config import SweepConfig  # noqa: E402
 from study.sweep.report.frontier import log_frontier  # noqa: E402
 from study.sweep.labels import labelled, varied_settings  # noqa: E402
 from study.sweep.leases import start_lease_actor  # noqa: E402
@@ -399,14 +399,8 @@ def make_tuner(sweep: SweepConfig, context: TrialContext, root: str, restore_fro
                                     trial_dirname_creator=lambda trial: trial.trial_id, trial_name_creator=name),
         run_config=tune.RunConfig(name=sweep.name, storage_path=root, verbose=1,
                                   progress_reporter=console_reporter(sweep), callbacks=list(callbacks),
-                                  failure_config=tune.FailureConfig(max_failures=retries(sweep))))
+                                  failure_config=tune.FailureConfig(max_failures=sweep.retries)))
 
-
-def retries(sweep: SweepConfig) -> int:
-    """How often a failing trial starts again: as set, else 0 locally and a few times on a cluster."""
-    if sweep.failure.max_failures is not None:
-        return sweep.failure.max_failures
-    return CLUSTER_RETRIES if sweep.ray.address else 0
 
 
 def fit(tuner: tune.Tuner) -> tuple[int, int, dict[str, str], int]:
